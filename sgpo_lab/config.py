@@ -1,0 +1,160 @@
+"""One typed, validated config per run, and the named method presets.
+
+A method is data: ``METHODS`` maps each name (``sgpo``, its baselines and the paper's ablations)
+to the fields it changes. ``make_config("sgpo_rkl", steps=40)`` resolves a preset; the CLI, the
+app and the notebooks all build a ``TrainConfig`` through it, and the run saves the resolved object.
+Defaults are the paper's constants (G = 8, H = 4, eps 0.2/0.28, delta 1.0, alpha0 0.5, gamma 0.1,
+alpha_max 0.8) with batch sizes scaled for a laptop CPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sgpo_lab.world.tasks import FAMILIES
+
+
+class TrainConfig(BaseModel):
+    """Everything that defines a training run. Unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    method: str = Field("sgpo", description="preset name the fields were resolved from (see METHODS)")
+    model: str = Field("small", description="size name (tiny|small|medium), run/checkpoint dir or local HF model dir")
+    steps: int = Field(60, ge=1, description="optimizer steps")
+    seed: int = Field(0, ge=0, description="seed for problem order, sampling and evaluation")
+    lr: float = Field(3e-4, gt=0, description="AdamW learning rate")
+    problems_per_step: int = Field(8, ge=1, description="problems in each step's batch")
+    group_size: int = Field(8, ge=1, description="G: autonomous rollouts per problem")
+    guided_size: int = Field(4, ge=0, description="H: guided rollouts per problem (strategy in the prompt)")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature of rollouts")
+    max_new_tokens: int = Field(96, ge=1, description="longest completion sampled")
+    families: list[str] = Field(default_factory=lambda: list(FAMILIES), description="task families trained on")
+    train_problems: int = Field(64, ge=1, description="training problems per family")
+
+    # autonomous GRPO term
+    grpo: bool = Field(True, description="include the autonomous GRPO term")
+    eps_low: float = Field(0.2, ge=0, description="lower clip of the importance ratio")
+    eps_high: float = Field(0.28, ge=0, description="upper clip of the importance ratio")
+    scale_advantages: bool = Field(True, description="divide group advantages by the (Bessel) std")
+
+    # strategy distillation
+    distill: Literal["kl", "nll", "none"] = Field("kl", description="kl: token-level KL to the guided policy; "
+                                                  "nll: imitate the selected guided trajectory; none: off")
+    kl_direction: Literal["forward", "reverse"] = Field("forward", description="forward = KL(teacher || student)")
+    kl_clip: Literal["hard", "scale", "none"] = Field("hard", description="per-token KL clipping at delta")
+    kl_delta: float = Field(1.0, gt=0, description="delta: the KL clipping threshold")
+    top_k: int | None = Field(None, ge=1, description="KL on the teacher's top-k + tail bucket (None: full vocab)")
+    target: Literal["best", "random", "all"] = Field("best", description="target selection among correct guided")
+    top_m: int = Field(1, ge=1, description="targets per problem for best/random")
+    weight: Literal["pass_gap", "linear", "constant"] = Field("pass_gap", description="adaptive instance weight")
+    alpha0: float = Field(0.5, ge=0, description="weight scale alpha_0")
+    gamma: float = Field(0.1, gt=0, description="weight smoothing gamma")
+    alpha_max: float = Field(0.8, ge=0, description="weight cap alpha_max")
+    objective: Literal["additive", "convex"] = Field("additive", description="L_GRPO + w L_KD, or (1-w) L_GRPO + w L_KD")
+
+    # baselines
+    sft_steps: int = Field(0, ge=0, description="steps of SFT on expert responses before RL (sft_grpo; sft: all)")
+    off_policy: int = Field(0, ge=0, description="LUFFY: expert responses added to each autonomous group")
+    shaping_gamma: float = Field(0.1, gt=0, description="LUFFY policy shaping f(p) = p / (p + gamma)")
+
+    # logging
+    eval_every: int = Field(20, ge=0, description="evaluate every N steps (0: only at start and end)")
+    eval_problems: int = Field(16, ge=1, description="evaluation problems per family and split")
+    eval_k: int = Field(4, ge=1, description="k of pass@k")
+    probe_every: int = Field(20, ge=0, description="record token shifts of the probe set every N steps")
+    probe_problems: int = Field(2, ge=0, description="probe problems per family")
+    checkpoint_every: int = Field(20, ge=0, description="save a checkpoint every N steps (and at the end)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainConfig":
+        unknown = [f for f in self.families if f not in FAMILIES]
+        if unknown or not self.families:
+            raise ValueError(f"families {unknown or '[]'} invalid; expected a non-empty subset of {list(FAMILIES)}")
+        needs_guided = self.distill != "none" and self.sft_steps < self.steps
+        if needs_guided and self.guided_size < 1:
+            raise ValueError("guided_size must be >= 1 when distill is on; expected a positive H (paper: 4)")
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; expected one of: {', '.join(METHODS)}")
+        return self
+
+    @property
+    def is_sft_only(self) -> bool:
+        return self.sft_steps >= self.steps
+
+
+_NO_DISTILL = {"distill": "none", "guided_size": 0}
+METHODS: dict[str, dict[str, Any]] = {
+    "sgpo": {},
+    "sft": {**_NO_DISTILL, "sft_steps": 10**9, "grpo": False},
+    "grpo": {**_NO_DISTILL},
+    "sft_grpo": {**_NO_DISTILL, "sft_steps": 20},
+    "luffy": {**_NO_DISTILL, "off_policy": 1},
+    "sgpo_rkl": {"kl_direction": "reverse"},
+    "sgpo_nll": {"distill": "nll"},
+    "sgpo_const_w": {"weight": "constant"},
+    "sgpo_no_clip": {"kl_clip": "none"},
+    "sgpo_random_target": {"target": "random"},
+    "sgpo_no_constraints": {"kl_clip": "none", "target": "random"},
+    "sgpo_no_grpo": {"grpo": False},
+    "sgpo_no_distill": {"distill": "none", "guided_size": 4},
+}
+METHOD_HELP: dict[str, str] = {
+    "sgpo": "autonomous GRPO + adaptive, clipped forward-KL distillation of the strategy's shift",
+    "sft": "token-mean NLL on the expert's terse responses (trajectory imitation)",
+    "grpo": "autonomous GRPO only (on-policy RL)",
+    "sft_grpo": "SFT warm-up on expert responses, then GRPO",
+    "luffy": "hybrid groups: on-policy rollouts + one expert response, policy shaping on its tokens",
+    "sgpo_rkl": "ablation: reverse KL(student || teacher)",
+    "sgpo_nll": "ablation: NLL imitation of the same selected guided trajectory",
+    "sgpo_const_w": "ablation: constant weight alpha_0 (no adaptive weight)",
+    "sgpo_no_clip": "ablation: no KL clipping",
+    "sgpo_random_target": "ablation: a random correct guided trajectory as target",
+    "sgpo_no_constraints": "ablation: no KL clipping and random target (no proximal constraints)",
+    "sgpo_no_grpo": "ablation: distillation only, no autonomous GRPO term",
+    "sgpo_no_distill": "ablation: GRPO only, guided rollouts still sampled for p_guided",
+}
+
+
+def make_config(method: str = "sgpo", **overrides: Any) -> TrainConfig:
+    """Resolve a preset and overrides into a validated config; one-line ``ValueError`` on bad input."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of: {', '.join(METHODS)}")
+    fields = {**METHODS[method], **{k: v for k, v in overrides.items() if v is not None}, "method": method}
+    if method == "sft":
+        fields["sft_steps"] = max(fields.get("steps", TrainConfig.model_fields["steps"].default), 1)
+    try:
+        return TrainConfig(**fields)
+    except ValidationError as err:
+        raise ValueError(describe_validation_error(err)) from None
+
+
+def describe_validation_error(err: ValidationError) -> str:
+    """pydantic's report as one line: each bad field, what was given, what is expected."""
+    parts = []
+    for e in err.errors():
+        field = ".".join(str(x) for x in e["loc"]) or "config"
+        if e["type"] == "extra_forbidden":
+            parts.append(f"unknown field {field!r}; expected one of: {', '.join(TrainConfig.model_fields)}")
+        else:
+            parts.append(f"{field}={e.get('input')!r}: {e['msg']}")
+    return "invalid config: " + "; ".join(parts)
+
+
+def load_config_file(path: str | Path, **overrides: Any) -> TrainConfig:
+    """A YAML config file (any TrainConfig fields, ``method`` picks the preset), then command-line overrides."""
+    path = Path(path)
+    try:
+        body = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ValueError(f"config file {str(path)!r} does not exist") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"config file {str(path)!r} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(body, dict):
+        raise ValueError(f"config file {str(path)!r} must hold a mapping of field: value")
+    method = overrides.pop("method", None) or body.pop("method", "sgpo")
+    return make_config(method, **{**body, **{k: v for k, v in overrides.items() if v is not None}})

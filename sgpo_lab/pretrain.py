@@ -1,0 +1,125 @@
+"""Pretrain a base model on the Strategy World corpus (``sgpo-lab pretrain``).
+
+Plain next-token prediction on the completion part of corpus documents (``world/corpus.py``),
+AdamW with warm-up and cosine decay. The result is a ``save_pretrained`` directory (safetensors and
+tokenizer) with ``pretrain.json`` beside it: the exact command, seed and config that made it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from sgpo_lab.models import build_model, check_size, n_params
+from sgpo_lab.world.corpus import CorpusMix, sample_document
+from sgpo_lab.world.tokenizer import build_char_tokenizer
+
+
+@dataclass
+class PretrainConfig:
+    size: str = "small"  # model size: tiny | small | medium
+    steps: int = 1500  # optimizer steps
+    batch_size: int = 64  # documents per step
+    lr: float = 3e-3  # peak learning rate
+    warmup: int = 100  # linear warm-up steps
+    weight_decay: float = 0.01
+    seed: int = 0  # model init and corpus sampling
+    guided_share: float = 0.6  # see world/corpus.py
+    correct_share: float = 0.2
+    brief_card_share: float = 0.2
+
+
+def make_batch(tokenizer, docs) -> dict[str, torch.Tensor]:
+    """Right-padded ids with labels on the completion and EOS only (-100 elsewhere)."""
+    rows, labels = [], []
+    for d in docs:
+        prompt = tokenizer(d.prompt)["input_ids"]  # BOS + prompt
+        completion = tokenizer(d.completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        rows.append(prompt + completion)
+        labels.append([-100] * len(prompt) + completion)
+    width = max(map(len, rows))
+    pad = tokenizer.pad_token_id
+    ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+    lab = torch.tensor([r + [-100] * (width - len(r)) for r in labels])
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    return {"input_ids": ids, "attention_mask": mask, "labels": lab}
+
+
+def pretrain(cfg: PretrainConfig, out: str | Path, *, command: str | None = None, progress: bool = True) -> dict:
+    """Train a base model from scratch and save it to ``out``; returns the record written to pretrain.json."""
+    check_size(cfg.size)
+    out = Path(out)
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    tokenizer = build_char_tokenizer()
+    model = build_model(cfg.size, tokenizer, seed=cfg.seed)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    mix = CorpusMix(cfg.guided_share, cfg.correct_share, cfg.brief_card_share)
+
+    def lr_at(step: int) -> float:
+        if step < cfg.warmup:
+            return cfg.lr * (step + 1) / cfg.warmup
+        progress_ = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress_)))
+
+    start, losses = time.perf_counter(), []
+    bar = tqdm(range(cfg.steps), desc=f"pretrain {cfg.size}", disable=not progress, mininterval=1.0)
+    for step in bar:
+        # One kind of document per batch (guided ones are ~3x longer): far less padding than mixing them.
+        kind = CorpusMix(1.0 if rng.random() < mix.guided_share else 0.0, mix.correct_share, mix.brief_card_share)
+        batch = make_batch(tokenizer, [sample_document(rng, kind) for _ in range(cfg.batch_size)])
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step)
+        loss = model(**batch).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
+    seconds = time.perf_counter() - start
+    model.eval()
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    record = {
+        "command": command or " ".join(["sgpo-lab", *sys.argv[1:]]),
+        "config": asdict(cfg),
+        "parameters": n_params(model),
+        "seconds": round(seconds, 1),
+        "threads": torch.get_num_threads(),
+        "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
+        "torch": torch.__version__,
+    }
+    (out / "pretrain.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+# The recipe each shipped checkpoint was made with (``sgpo-lab pretrain --size NAME``).
+RECIPES: dict[str, dict] = {
+    "tiny": {"steps": 1500, "lr": 3e-3},
+    "small": {"steps": 1500, "lr": 3e-3},
+    "medium": {"steps": 1500, "lr": 1.5e-3},
+}
+
+
+def recipe(size: str, *, seed: int = 0, steps: int | None = None) -> PretrainConfig:
+    """The shipped recipe for ``size`` (``steps`` overrides its length, e.g. for a smoke run)."""
+    check_size(size)
+    fields = {**RECIPES[size], "size": size, "seed": seed}
+    if steps is not None:
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        fields["steps"] = steps
+        fields["warmup"] = min(PretrainConfig.warmup, max(1, steps // 10))
+    return PretrainConfig(**fields)

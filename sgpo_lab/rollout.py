@@ -1,0 +1,133 @@
+"""Rollouts: batched sampling with a KV cache, and scoring one completion under two contexts.
+
+Two operations serve the whole lab:
+
+- ``sample``: many prompts at once, left-padded, decoded token by token with the model's KV cache.
+  Returns completion token ids that end with EOS (when the model stopped) and their texts.
+- ``completion_logits``: the logits a model assigns to *given* completion tokens after *given*
+  prompts, in one batched forward pass. Prompts are left-padded and completions right-padded, so
+  completion token t of every row sits in the same column: scoring the same completions after the
+  guided prompts (teacher) and after the autonomous prompts (student) gives two (B, T, V) tensors
+  aligned position by position. Position ids follow the attention mask, so padding does not
+  change a score.
+
+This file knows models and tokenizers, not losses, methods or the trainer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from sgpo_lab.world.tokenizer import check_text
+
+
+@dataclass
+class Rollouts:
+    """Sampled completions: ``prompts[i]`` was followed by ``completion_ids[i]`` (EOS included if reached)."""
+
+    prompts: list[str]
+    completion_ids: list[list[int]]
+    texts: list[str]
+    finished: list[bool]
+
+
+def encode_prompts(tokenizer: PreTrainedTokenizerBase, prompts: list[str], *, check: bool = True) -> list[list[int]]:
+    """Token ids of each prompt with the tokenizer's own special tokens (BOS for the lab tokenizer)."""
+    if check:
+        for p in prompts:
+            check_text(tokenizer, p, what="prompt")
+    return [list(ids) for ids in tokenizer(prompts, add_special_tokens=True)["input_ids"]]
+
+
+def _left_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(map(len, rows))
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
+    return ids, mask  # (B, P), (B, P)
+
+
+def _positions(mask: torch.Tensor) -> torch.Tensor:
+    return (mask.cumsum(-1) - 1).clamp(min=0)  # (B, L): 0 at each row's first real token
+
+
+@torch.no_grad()
+def sample(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str], *,
+           max_new_tokens: int = 96, temperature: float = 1.0, greedy: bool = False,
+           generator: torch.Generator | None = None, batch_size: int = 256) -> Rollouts:
+    """Sample one completion per prompt (repeat a prompt in ``prompts`` to sample a group)."""
+    out = Rollouts([], [], [], [])
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start:start + batch_size]
+        ids, fin = _sample_chunk(model, tokenizer, encode_prompts(tokenizer, chunk), max_new_tokens=max_new_tokens,
+                                 temperature=temperature, greedy=greedy, generator=generator)
+        out.prompts += chunk
+        out.completion_ids += ids
+        out.finished += fin
+    out.texts = [tokenizer.decode([t for t in ids if t != tokenizer.eos_token_id], skip_special_tokens=True)
+                 for ids in out.completion_ids]
+    return out
+
+
+def _sample_chunk(model, tokenizer, prompt_ids, *, max_new_tokens, temperature, greedy, generator):
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    ids, mask = _left_pad(prompt_ids, pad)  # (B, P)
+    device = next(model.parameters()).device
+    ids, mask = ids.to(device), mask.to(device)
+    batch = ids.shape[0]
+    done = torch.zeros(batch, dtype=torch.bool, device=device)
+    tokens: list[torch.Tensor] = []
+    past, step_ids, positions = None, ids, _positions(mask)
+    for _ in range(max_new_tokens):
+        out = model(input_ids=step_ids, attention_mask=mask, position_ids=positions, past_key_values=past,
+                    use_cache=True)
+        past = out.past_key_values
+        logits = out.logits[:, -1].float()  # (B, V)
+        if greedy or temperature == 0:
+            nxt = logits.argmax(-1)
+        else:
+            probs = torch.softmax(logits / temperature, -1)
+            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        nxt = torch.where(done, torch.full_like(nxt, pad), nxt)  # (B,)
+        tokens.append(nxt)
+        done |= nxt == eos
+        if bool(done.all()):
+            break
+        step_ids = nxt[:, None]
+        positions = positions[:, -1:] + 1
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+    gen = torch.stack(tokens, 1).tolist()  # (B, T)
+    completions, finished = [], []
+    for row in gen:
+        cut = row.index(eos) + 1 if eos in row else len(row)
+        completions.append(row[:cut])
+        finished.append(eos in row)
+    return completions, finished
+
+
+def completion_logits(model: PreTrainedModel, prompt_ids: list[list[int]], completion_ids: list[list[int]], *,
+                      pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logits for each completion token after its prompt, aligned by completion position.
+
+    Returns ``logits`` (B, T, V) where ``logits[i, t]`` predicts ``completion_ids[i][t]``,
+    the completion tokens (B, T) right-padded with ``pad_id``, and their mask (B, T).
+    Gradient flows when the model is in grad mode (the student); wrap in ``torch.no_grad`` for a teacher.
+    """
+    if len(prompt_ids) != len(completion_ids):
+        raise ValueError(f"{len(prompt_ids)} prompts but {len(completion_ids)} completions")
+    width_p = max(map(len, prompt_ids))
+    width_c = max(1, max(map(len, completion_ids)))
+    rows, masks = [], []
+    for p, c in zip(prompt_ids, completion_ids):
+        rows.append([pad_id] * (width_p - len(p)) + p + c + [pad_id] * (width_c - len(c)))
+        masks.append([0] * (width_p - len(p)) + [1] * (len(p) + len(c)) + [0] * (width_c - len(c)))
+    device = next(model.parameters()).device
+    ids = torch.tensor(rows, device=device)  # (B, P + T)
+    attn = torch.tensor(masks, device=device)  # (B, P + T)
+    logits = model(input_ids=ids, attention_mask=attn, position_ids=_positions(attn)).logits  # (B, P + T, V)
+    logits = logits[:, width_p - 1: width_p - 1 + width_c].float()  # (B, T, V): column P-1+t predicts token t
+    tokens = ids[:, width_p:width_p + width_c]  # (B, T)
+    mask = attn[:, width_p:width_p + width_c].float()  # (B, T)
+    return logits, tokens, mask
