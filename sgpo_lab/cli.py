@@ -81,6 +81,158 @@ def world_report_cmd(
         typer.echo(_table(rows, ["family", "split", "unguided", "guided", "gap"]))
 
 
+@app.command()
+def train(
+    method: str = typer.Option("sgpo", help="method or preset (sgpo-lab methods lists them)"),
+    model: Optional[str] = typer.Option(None, help="size name, run/checkpoint dir or local HF model dir [small]"),
+    steps: Optional[int] = typer.Option(None, help="optimizer steps [60]"),
+    seed: Optional[int] = typer.Option(None, help="seed [0]"),
+    out: Path = typer.Option(..., help="run directory to write"),
+    config: Optional[Path] = typer.Option(None, help="YAML file of TrainConfig fields (flags override it)"),
+    resume: bool = typer.Option(False, help="continue an interrupted run from its last checkpoint"),
+    overwrite: bool = typer.Option(False, help="replace an existing run directory"),
+    set_: list[str] = typer.Option([], "--set", help="any config field, e.g. --set kl_delta=0.5 (repeatable)"),
+) -> None:
+    """Train a method on the Strategy World and write a run directory (watch it in the app)."""
+    from sgpo_lab.config import load_config_file, make_config
+    from sgpo_lab.trainer import train as run_train
+
+    fields = _parse_sets(set_)
+    fields.update(model=model, steps=steps, seed=seed)
+    if resume:
+        from sgpo_lab.runs import read_config
+
+        saved = {k: v for k, v in read_config(out).items() if k != "versions"}
+        if not saved:
+            fail(f"nothing to resume in {str(out)!r}; expected a run directory with config.yaml")
+        cfg = make_config(saved.pop("method"), **saved)
+    elif config is not None:
+        cfg = load_config_file(config, method=method if method != "sgpo" else None, **fields)
+    else:
+        cfg = make_config(method, **fields)
+    try:
+        status = run_train(cfg, out, resume=resume, overwrite=overwrite)
+    except KeyboardInterrupt:
+        fail(f"interrupted; continue with: sgpo-lab train --out {out} --resume", code=130)
+    typer.echo(f"{cfg.method}: {status['state']} at step {status['step']}/{status['total']} -> {out}")
+
+
+def _parse_sets(items: list[str]) -> dict:
+    import yaml
+
+    fields = {}
+    for item in items:
+        if "=" not in item:
+            fail(f"--set {item!r} is not field=value; expected e.g. --set kl_delta=0.5")
+        key, value = item.split("=", 1)
+        fields[key.strip()] = yaml.safe_load(value)
+    return fields
+
+
+@app.command()
+def methods() -> None:
+    """List the methods and ablation presets."""
+    from sgpo_lab.config import METHOD_HELP
+
+    width = max(map(len, METHOD_HELP))
+    for name, text in METHOD_HELP.items():
+        typer.echo(f"{name.ljust(width)}  {text}")
+
+
+@app.command("eval")
+def eval_cmd(
+    model: str = typer.Option("small", help="size name, run/checkpoint dir or local HF model dir"),
+    problems: int = typer.Option(32, help="problems per family and split"),
+    k: int = typer.Option(4, help="k of pass@k"),
+    guided: bool = typer.Option(False, help="evaluate with each problem's strategy card in the prompt"),
+    seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Greedy accuracy and pass@k of a model (unguided by default), per family and split."""
+    import torch
+
+    from sgpo_lab.evaluate import evaluate
+    from sgpo_lab.models import load_model
+    from sgpo_lab.world.problems import world_problems
+
+    m, tok = load_model(model)
+    rows = [vars(r) for r in evaluate(m, tok, world_problems("id", problems) + world_problems("ood", problems), k=k,
+                                      generator=torch.Generator().manual_seed(seed), guided=guided)]
+    typer.echo(json.dumps(rows, indent=2) if as_json else _table(rows, ["family", "split", "accuracy", "pass_at_k"]))
+
+
+@app.command()
+def shifts(
+    model: str = typer.Option("small", help="size name, run/checkpoint dir or local HF model dir"),
+    problem: str = typer.Option(..., help="a world problem id (e.g. sum-id-0003) or a question text"),
+    strategy: Optional[str] = typer.Option(None, help="strategy card text, or family/strategy (e.g. "
+                                           "sum/left_to_right); default: the problem's own card"),
+    completion: Optional[str] = typer.Option(None, help="completion to analyse (default: greedy guided sample)"),
+    top_k: int = typer.Option(3, help="alternatives shown per distribution"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Per-token KL and probabilities with and without a strategy, for one completion."""
+    from sgpo_lab.models import load_model
+    from sgpo_lab.shifts import token_shifts
+    from sgpo_lab.world.problems import find_problem
+    from sgpo_lab.world.strategies import resolve_strategy
+
+    found = find_problem(problem)
+    question = found.question if found else problem
+    card = resolve_strategy(strategy) if strategy else (found.strategy if found else None)
+    if card is None:
+        fail("a typed question needs --strategy (card text or family/strategy such as sum/left_to_right)")
+    m, tok = load_model(model)
+    table = token_shifts(m, tok, question, card, completion, top_k=top_k)
+    if as_json:
+        typer.echo(json.dumps({"question": question, "strategy": card, "completion": table.attrs["completion"],
+                               "tokens": table.to_dict("records")}, indent=2))
+        return
+    typer.echo(f"completion: {table.attrs['completion']!r}  ({'sampled' if table.attrs['sampled'] else 'given'})")
+    rows = [{"pos": r.position, "token": repr(r.token), "kl": f"{r.kl:.3f}", "p_guided": f"{r.p_guided:.3f}",
+             "p_unguided": f"{r.p_unguided:.3f}", "top_guided": " ".join(repr(t) for t in r.top_guided),
+             "top_unguided": " ".join(repr(t) for t in r.top_unguided)} for r in table.itertuples()]
+    typer.echo(_table(rows, list(rows[0])))
+
+
+bench_app = typer.Typer(help="Benchmarks that print figures (ratios measured side by side in one process).")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("step")
+def bench_step(
+    model: str = typer.Option("small", help="size name or model dir"),
+    steps: int = typer.Option(6, help="timed steps per method (after one warm-up step)"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Time an SGPO step against a GRPO step on the same problems; print the ratio and peak RSS."""
+    import resource
+    import statistics
+    import tempfile
+    import time
+
+    from sgpo_lab.config import make_config
+    from sgpo_lab.trainer import Trainer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trainers = {m: Trainer(make_config(m, model=model, seed=seed, steps=steps + 1), Path(tmp) / m, progress=False)
+                    for m in ("grpo", "sgpo")}
+        times: dict[str, list[float]] = {m: [] for m in trainers}
+        for step in range(1, steps + 2):
+            for name, trainer in trainers.items():  # interleaved: both see the same problems and machine load
+                t0 = time.perf_counter()
+                trainer.rl_step(step)
+                if step > 1:
+                    times[name].append(time.perf_counter() - t0)
+    med = {m: statistics.median(t) for m, t in times.items()}
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    typer.echo(f"model {model}, {steps} steps each, median seconds per step:")
+    for m, t in med.items():
+        typer.echo(f"  {m:5s} {t:.3f} s   (min {min(times[m]):.3f}, max {max(times[m]):.3f})")
+    typer.echo(f"  sgpo / grpo step time ratio: {med['sgpo'] / med['grpo']:.2f}x  (target <= 1.5x)")
+    typer.echo(f"  peak RSS: {rss_mb:.0f} MB  (target <= 1536 MB)")
+
+
 def main() -> None:
     """Console entry point: user errors become one line and exit code 2."""
     try:

@@ -18,7 +18,7 @@ from sgpo_lab.world.problems import Problem, world_problems
 from sgpo_lab.world.prompts import autonomous_prompt, guided_prompt
 from sgpo_lab.world.tasks import FAMILIES, verify
 
-MAX_NEW_TOKENS = 112
+MAX_NEW_TOKENS = 144
 
 
 def prompts_for(problems: list[Problem], *, guided: bool, strategies: dict[str, str] | None = None) -> list[str]:

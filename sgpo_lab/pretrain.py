@@ -26,7 +26,7 @@ from sgpo_lab.world.tokenizer import build_char_tokenizer
 @dataclass
 class PretrainConfig:
     size: str = "small"  # model size: tiny | small | medium
-    steps: int = 1500  # optimizer steps
+    steps: int = 1200  # optimizer steps
     batch_size: int = 64  # documents per step
     lr: float = 3e-3  # peak learning rate
     warmup: int = 100  # linear warm-up steps
@@ -35,6 +35,7 @@ class PretrainConfig:
     guided_share: float = 0.6  # see world/corpus.py
     correct_share: float = 0.2
     brief_card_share: float = 0.2
+    large_share: float = 0.15
 
 
 def make_batch(tokenizer, docs) -> dict[str, torch.Tensor]:
@@ -53,6 +54,18 @@ def make_batch(tokenizer, docs) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": mask, "labels": lab}
 
 
+def _length_buckets(rng: random.Random, mix: CorpusMix, batch_size: int, n_batches: int = 8) -> list[list]:
+    """``n_batches`` batches of documents of similar length, in random order: far less padding than random batches.
+
+    Documents are drawn one pool at a time, sorted by length and cut into batches; the batch order is shuffled.
+    """
+    pool = sorted((sample_document(rng, mix) for _ in range(batch_size * n_batches)),
+                  key=lambda d: len(d.prompt) + len(d.completion))
+    batches = [pool[i:i + batch_size] for i in range(0, len(pool), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
 def pretrain(cfg: PretrainConfig, out: str | Path, *, command: str | None = None, progress: bool = True) -> dict:
     """Train a base model from scratch and save it to ``out``; returns the record written to pretrain.json."""
     check_size(cfg.size)
@@ -63,7 +76,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path, *, command: str | None = None
     model = build_model(cfg.size, tokenizer, seed=cfg.seed)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
-    mix = CorpusMix(cfg.guided_share, cfg.correct_share, cfg.brief_card_share)
+    mix = CorpusMix(cfg.guided_share, cfg.correct_share, cfg.brief_card_share, cfg.large_share)
 
     def lr_at(step: int) -> float:
         if step < cfg.warmup:
@@ -71,12 +84,12 @@ def pretrain(cfg: PretrainConfig, out: str | Path, *, command: str | None = None
         progress_ = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
         return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress_)))
 
-    start, losses = time.perf_counter(), []
+    start, losses, queue = time.perf_counter(), [], []
     bar = tqdm(range(cfg.steps), desc=f"pretrain {cfg.size}", disable=not progress, mininterval=1.0)
     for step in bar:
-        # One kind of document per batch (guided ones are ~3x longer): far less padding than mixing them.
-        kind = CorpusMix(1.0 if rng.random() < mix.guided_share else 0.0, mix.correct_share, mix.brief_card_share)
-        batch = make_batch(tokenizer, [sample_document(rng, kind) for _ in range(cfg.batch_size)])
+        if not queue:
+            queue = _length_buckets(rng, mix, cfg.batch_size)
+        batch = make_batch(tokenizer, queue.pop())
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
         loss = model(**batch).loss
@@ -108,8 +121,8 @@ def pretrain(cfg: PretrainConfig, out: str | Path, *, command: str | None = None
 # The recipe each shipped checkpoint was made with (``sgpo-lab pretrain --size NAME``).
 RECIPES: dict[str, dict] = {
     "tiny": {"steps": 1500, "lr": 3e-3},
-    "small": {"steps": 1500, "lr": 3e-3},
-    "medium": {"steps": 1500, "lr": 1.5e-3},
+    "small": {"steps": 1200, "lr": 3e-3},
+    "medium": {"steps": 700, "lr": 1.5e-3, "batch_size": 48},
 }
 
 

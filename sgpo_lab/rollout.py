@@ -16,6 +16,7 @@ This file knows models and tokenizers, not losses, methods or the trainer.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -79,11 +80,13 @@ def _sample_chunk(model, tokenizer, prompt_ids, *, max_new_tokens, temperature, 
     batch = ids.shape[0]
     done = torch.zeros(batch, dtype=torch.bool, device=device)
     tokens: list[torch.Tensor] = []
+    # transformers 5 calls the KV cache argument `cache`; 4.x called it `past_key_values`
+    cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     past, step_ids, positions = None, ids, _positions(mask)
     for _ in range(max_new_tokens):
-        out = model(input_ids=step_ids, attention_mask=mask, position_ids=positions, past_key_values=past,
-                    use_cache=True)
-        past = out.past_key_values
+        out = model(input_ids=step_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                    **{cache_arg: past})
+        past = getattr(out, cache_arg)
         logits = out.logits[:, -1].float()  # (B, V)
         if greedy or temperature == 0:
             nxt = logits.argmax(-1)

@@ -199,3 +199,62 @@ def list_checkpoints(run: str | Path) -> list[Path]:
     """Complete checkpoints of a run, oldest first."""
     ckpts = [p for p in (Path(run) / "checkpoints").glob("step-*") if (p / "config.json").exists()]
     return sorted(ckpts, key=lambda p: int(p.name.split("-")[1]))
+
+
+# ------------------------------------------------------------------------------ many runs at once
+
+
+def run_paths(runs: str | Path | list[str | Path] | pd.DataFrame) -> list[tuple[str, Path]]:
+    """``(name, path)`` of the runs meant by ``runs``: a runs root, one run directory, a list of run
+    directories, or a ``list_runs`` frame (its ``name`` and ``path`` columns)."""
+    if isinstance(runs, pd.DataFrame):
+        return [(str(n), Path(p)) for n, p in zip(runs["name"], runs["path"])]
+    if isinstance(runs, (str, Path)):
+        path = Path(runs).expanduser()
+        if is_run(path):
+            return [(path.name, path)]
+        return run_paths(list_runs(path))
+    return [(Path(p).name, Path(p)) for p in runs]
+
+
+def _collect(runs, loader) -> pd.DataFrame:
+    frames = []
+    for name, path in run_paths(runs):
+        frame = loader(path)
+        if frame.empty:
+            continue
+        config = read_config(path)
+        frames.append(frame.assign(run=name, method=config.get("method", "?"), seed=config.get("seed")))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def collect_eval(runs: str | Path | list[str | Path] | pd.DataFrame) -> pd.DataFrame:
+    """``load_eval`` of many runs in one frame, with ``run``, ``method`` and ``seed`` columns (empty if none)."""
+    return _collect(runs, load_eval)
+
+
+def collect_metrics(runs: str | Path | list[str | Path] | pd.DataFrame) -> pd.DataFrame:
+    """``load_metrics`` of many runs in one frame, with ``run``, ``method`` and ``seed`` columns (empty if none)."""
+    return _collect(runs, load_metrics)
+
+
+def collect_token_shifts(runs: str | Path | list[str | Path] | pd.DataFrame) -> pd.DataFrame:
+    """``load_token_shifts`` of many runs in one frame, with ``run``, ``method`` and ``seed`` columns."""
+    return _collect(runs, load_token_shifts)
+
+
+def run_stamp(run: str | Path) -> tuple:
+    """A cheap fingerprint of a run's files (names, sizes, mtimes): it changes whenever the writer writes.
+
+    Viewers key their caches on it, so a live run is re-read only when it has new rows.
+    """
+    run = Path(run)
+    stamp = []
+    for path in [run / "status.json", run / "config.yaml", run / "metrics.jsonl", run / "eval.jsonl",
+                 *sorted(run.glob("instances/part-*.parquet")), *sorted(run.glob("token_shifts/part-*.parquet"))]:
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        stamp.append((str(path.relative_to(run)), st.st_size, st.st_mtime_ns))
+    return tuple(stamp)

@@ -8,7 +8,9 @@ Each document is one problem of one family, in one of two forms:
   a correct strategy with total probability ``correct_share``, otherwise one of the family's
   plausible misconceptions, each executed just as carefully.
 
-So the base model can execute every method, but without a strategy its prior over *which* method to
+A share of documents (``large_share``) is drawn at the OOD sizes, so that executing a method carries
+over to larger inputs; RL then trains on ID sizes only, and the OOD split asks whether what RL taught
+(which method to pick) transfers to larger problems. So the base model can execute every method, but without a strategy its prior over *which* method to
 use puts most mass on wrong ones: its unguided pass rate is low but not zero, and the strategy
 lifts it. SGPO's job is to move that shift into the unguided policy. Only the completion part of a
 document carries the pretraining loss (the question and card are random, nothing to learn there).
@@ -31,6 +33,7 @@ class CorpusMix:
     guided_share: float = 0.6  # share of documents with a strategy card in context
     correct_share: float = 0.2  # P(correct method | unguided question)
     brief_card_share: float = 0.2  # share of guided documents whose card has no key steps
+    large_share: float = 0.15  # share of documents at OOD sizes (RL trains on ID sizes only)
 
 
 @dataclass(frozen=True)
@@ -42,11 +45,10 @@ class Document:
     completion: str
 
 
-def sample_document(rng: random.Random, mix: CorpusMix = CorpusMix(), family: str | None = None,
-                    split: str = "train") -> Document:
-    """One pretraining document (ID sizes by default)."""
+def sample_document(rng: random.Random, mix: CorpusMix = CorpusMix(), family: str | None = None) -> Document:
+    """One pretraining document: ID sizes, or OOD sizes with probability ``large_share``."""
     fam = FAMILIES[family or rng.choice(list(FAMILIES))]
-    params = fam.sample(rng, split)
+    params = fam.sample(rng, "ood" if rng.random() < mix.large_share else "train")
     question = fam.question(params)
     if rng.random() < mix.guided_share:
         method = rng.choice(list(fam.strategies))

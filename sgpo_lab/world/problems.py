@@ -80,3 +80,14 @@ def world_problems(split: str, n_per_family: int, *, families: list[str] | None 
                    seed: int = WORLD_SEED) -> list[Problem]:
     """``n_per_family`` problems of each family (all four by default), family after family."""
     return [p for f in (families or list(FAMILIES)) for p in make_problems(f, split, n_per_family, seed=seed)]
+
+
+def find_problem(text: str, *, seed: int = WORLD_SEED) -> Problem | None:
+    """The world problem whose id is ``text`` (e.g. ``sum-id-0003``), or None if ``text`` is not such an id."""
+    parts = text.strip().rsplit("-", 2)
+    if len(parts) != 3 or not parts[2].isdigit() or parts[0] not in FAMILIES or parts[1] not in ("train", "id", "ood"):
+        return None
+    index = int(parts[2])
+    if parts[1] == "id" and index >= ID_SIZE:
+        raise ValueError(f"problem id {text!r} is out of range; the id split has {ID_SIZE} problems per family")
+    return make_problems(parts[0], parts[1], index + 1, seed=seed)[index]

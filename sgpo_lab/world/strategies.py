@@ -110,3 +110,11 @@ def extract_candidates(family: str, expert_responses: list[tuple[str, str]]) -> 
 def card_numbers(text: str) -> list[str]:
     """Digits in a card other than its list markers ("1. ", "2. "): must be empty for every card."""
     return re.findall(r"\d+", _LIST_MARKER.sub("", text))
+
+
+def resolve_strategy(spec: str) -> str:
+    """A card text from ``family/strategy[/style]`` (e.g. ``sum/left_to_right``), or ``spec`` itself as card text."""
+    parts = spec.strip().split("/")
+    if len(parts) in (2, 3) and parts[0] in FAMILIES and "\n" not in spec:
+        return make_card(*parts).text
+    return spec

@@ -98,9 +98,10 @@ SUM = Family(
         "right_to_left": lambda p: _final(_running(p["xs"][::-1]), sum(p["xs"])),
     },
     misconceptions={
-        "first_last": lambda p: _final(f"{p['xs'][0]}+{p['xs'][-1]}={p['xs'][0] + p['xs'][-1]}",
+        # each starts with a word, so the first token already says "a misconception" (a clean decision point)
+        "first_last": lambda p: _final(f"ends {p['xs'][0]}+{p['xs'][-1]}={p['xs'][0] + p['xs'][-1]}",
                                        p["xs"][0] + p["xs"][-1]),
-        "count": lambda p: _final(f"{len(p['xs'])} numbers", len(p["xs"])),
+        "count": lambda p: _final(f"count {len(p['xs'])}", len(p["xs"])),
         "largest": lambda p: _final(f"max {max(p['xs'])}", max(p["xs"])),
     },
     expert={
@@ -168,7 +169,12 @@ def _equation_sample(rng: random.Random, split: str) -> Params:
 
 def _guess_check(p: Params) -> str:
     a, b, c = p["a"], p["b"], p["c"]
-    return " ".join(f"x{k}:{a * k + b}" for k in range(1, p["x"] + 1))
+    return " ".join(f"x{k}:{a * k + b}{'<' if a * k + b < c else '='}{c}" for k in range(1, p["x"] + 1))
+
+
+def _divide(n: int, d: int) -> str:
+    """``n/d`` written with its remainder: ``47/5=9r2`` (a wrong method never lands on x by accident)."""
+    return f"{n // d}r{n % d}" if n % d else str(n // d)
 
 
 EQUATION = Family(
@@ -183,10 +189,10 @@ EQUATION = Family(
     },
     misconceptions={
         "forget_divide": lambda p: _final(f"{p['c']}-{p['b']}={p['c'] - p['b']}", p["c"] - p["b"]),
-        "ignore_constant": lambda p: _final(f"{p['c']}/{p['a']}={p['c'] // p['a']}", p["c"] // p["a"]),
+        "ignore_constant": lambda p: _final(f"{p['c']}/{p['a']}={_divide(p['c'], p['a'])}", _divide(p["c"], p["a"])),
         "wrong_sign": lambda p: _final(
-            f"{p['c']}+{p['b']}={p['c'] + p['b']} {p['c'] + p['b']}/{p['a']}={(p['c'] + p['b']) // p['a']}",
-            (p["c"] + p["b"]) // p["a"]),
+            f"{p['c']}+{p['b']}={p['c'] + p['b']} {p['c'] + p['b']}/{p['a']}={_divide(p['c'] + p['b'], p['a'])}",
+            _divide(p["c"] + p["b"], p["a"])),
     },
     expert={
         "undo": lambda p: _final(f"x=({p['c']}-{p['b']})/{p['a']}", p["x"]),

@@ -1,0 +1,45 @@
+"""Weights: SGPO's adaptive per-problem weight w_i over training (when the strategy's shift is distilled)."""
+
+import streamlit as st
+
+import common
+from sgpo_lab.viz import weight_distribution_figure, weight_heatmap_figure, weight_vs_pass_figure
+from sgpo_lab.world.tasks import FAMILIES
+
+
+def main():
+    st.title("Adaptive weights")
+    st.caption("w_i = min(alpha_max, alpha_0 · max(0, p_guided − p_auto) / (p_auto + gamma)), and 0 when no guided "
+               "rollout is correct: strong where the student fails and the strategy helps, vanishing as it learns.")
+    table = common.runs_table()
+    if table is None:
+        return
+    name = common.pick_run(table, "weights_run")
+    inst = common.load("instances", common.run_path(name))
+    if inst.empty:
+        method = table.set_index("name").loc[name, "method"]
+        st.info(f"Run `{name}` ({method}) recorded no per-problem weights: only methods that distil the strategy "
+                "(sgpo and its ablations) write them, and only once a step has finished.")
+        return
+    c1, c2 = st.columns([2, 3])
+    families = c1.multiselect("Families", list(FAMILIES), default=list(FAMILIES), key="weights_families")
+    lo, hi = int(inst["step"].min()), int(inst["step"].max())
+    steps = c2.slider("Steps", lo, hi, (lo, hi), key="weights_steps") if hi > lo else (lo, hi)
+    part = inst[inst["family"].isin(families) & inst["step"].between(*steps)]
+    if part.empty:
+        st.info("No problems in this selection; widen the families or steps.")
+        return
+    st.subheader("Per problem and step")
+    st.plotly_chart(weight_heatmap_figure(part), key="weights_heat", **common.PLOT)
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Distribution per step")
+        st.plotly_chart(weight_distribution_figure(part), key="weights_dist", **common.PLOT)
+    with right:
+        st.subheader("Weight against p_auto")
+        st.plotly_chart(weight_vs_pass_figure(part, common.run_config(name)), key="weights_scatter", **common.PLOT)
+    st.caption(f"{len(part)} (step, problem) rows; {(part['weight'] > 0).mean():.0%} with w_i > 0; "
+               f"mean w_i {part['weight'].mean():.3f}.")
+
+
+common.guard(main)

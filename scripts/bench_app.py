@@ -1,0 +1,183 @@
+"""Speed of the workbench, the three figures the README quotes (issue #4). Prints them; it is not a timed test.
+
+1. first page populated: `streamlit run app/main.py` is started, and headless Chromium opens the Runs page
+   as soon as the server answers /_stcore/health; the time from that answer until the page shows its
+   charts and has stopped running (target <= 5 s);
+2. interaction re-render: AppTest reruns after a widget change on the Runs, Absorption and Weights pages,
+   median over repeats (target <= 0.5 s);
+3. token-shift analysis of a 100-token completion (``shifts.token_shifts`` with the completion given:
+   two forward passes and the table), median over repeats, on ``small`` or the model given (target <= 50 ms).
+
+Data: the shipped ``demo_runs/`` (else synthetic runs from tests/test_viz.py, and it says so).
+
+    .venv/bin/python scripts/bench_app.py [--runs DIR] [--model small] [--repeats 7] [--no-browser]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the synthetic runs writer lives with the tests
+sys.path.insert(0, str(REPO / "app"))
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def runs_root(arg: str | None, tmp: Path) -> tuple[Path, str]:
+    from sgpo_lab.runs import RunError, list_runs
+
+    if arg:
+        return Path(arg), "given"
+    try:
+        if not list_runs(REPO / "demo_runs").empty:
+            return REPO / "demo_runs", "shipped demo runs"
+    except RunError:
+        pass
+    from test_viz import write_synthetic_runs
+
+    return write_synthetic_runs(tmp / "runs", seeds=(0, 1, 2), corrupt=False), "SYNTHETIC runs (no demo_runs/ yet)"
+
+
+def first_page_seconds(root: Path, tmp: Path) -> tuple[float, float]:
+    """(server start -> healthy, healthy -> Runs page populated) in seconds, with the real server and browser."""
+    from playwright.sync_api import sync_playwright
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.time()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--browser.gatherUsageStats", "false"], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "SGPO_LAB_RUNS": str(root)})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with sync_playwright() as pw:  # the browser starts while the server does
+            context = pw.chromium.launch_persistent_context(str(tmp / "profile"), executable_path=CHROMIUM,
+                                                            headless=True, args=CHROMIUM_ARGS)
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                        if r.read().strip() == b"ok":
+                            break
+                except OSError:
+                    time.sleep(0.05)
+            healthy = time.time()
+            page.goto(url)
+            page.wait_for_function("[...document.querySelectorAll('.js-plotly-plot')]"
+                                   ".filter(p => p.querySelector('.main-svg')).length >= 2")
+            page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')")
+            populated = time.time()
+            context.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return healthy - start, populated - healthy
+
+
+def rerun_seconds(root: Path, repeats: int) -> dict[str, float]:
+    """Median AppTest rerun time after each widget change (the script run and figure building, no browser)."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=120)
+    at.session_state["runs_root"] = str(root)
+    at.run()
+    out = {}
+
+    def timed(name, change):
+        times = []
+        for i in range(repeats):
+            change(i)
+            t = time.perf_counter()
+            at.run()
+            times.append(time.perf_counter() - t)
+            assert not at.exception, at.exception
+        out[name] = statistics.median(times)
+
+    timed("runs: smoothing", lambda i: at.slider(key="runs_smooth").set_value([0.0, 0.6][i % 2]))
+    timed("runs: metric", lambda i: at.radio(key="runs_metric").set_value(["pass_at_k", "accuracy"][i % 2]))
+    timed("runs: families", lambda i: at.multiselect(key="runs_families").set_value([["all", "sum"], ["all"]][i % 2]))
+    at.switch_page("pages/absorption.py").run()
+    steps = at.select_slider(key="abs_step").options
+    timed("absorption: step slider", lambda i: at.select_slider(key="abs_step").set_value(steps[i % len(steps)]))
+    at.switch_page("pages/weights.py").run()
+    timed("weights: families", lambda i: at.multiselect(key="weights_families").set_value(
+        [["sum", "count"], ["sum", "count", "equation", "mul"]][i % 2]))
+    at.switch_page("pages/compare.py").run()
+    timed("compare: split", lambda i: at.radio(key="cmp_split").set_value(["ood", "id"][i % 2]))
+    return out
+
+
+def shift_ms(spec: str | None, repeats: int, tmp: Path) -> tuple[float, str, int]:
+    """Median ms of token_shifts on a 100-token completion; (ms, which model, completion length)."""
+    import torch
+
+    from sgpo_lab.models import ModelLoadError, build_model, load_model
+    from sgpo_lab.shifts import token_shifts
+    from sgpo_lab.world.problems import make_problems
+    from sgpo_lab.world.tokenizer import build_char_tokenizer
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model = None
+    for candidate in [spec] if spec else ["small", "medium", "tiny"]:
+        try:
+            model, tok = load_model(candidate)
+            name = candidate
+            break
+        except ModelLoadError:
+            continue
+    if model is None:  # no shipped model yet: an untrained one of the small size times the same computation
+        tok = build_char_tokenizer()
+        model = build_model("small", tok).eval()
+        name = "small architecture, UNTRAINED (no shipped model on disk)"
+    p = make_problems("sum", "ood", 1)[0]
+    text = (p.expert_response * 20)[:100]
+    ids = tok(text, add_special_tokens=False)["input_ids"][:100]
+    token_shifts(model, tok, p.question, p.strategy, ids)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        token_shifts(model, tok, p.question, p.strategy, ids)
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times), name, len(ids)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", help="runs root (default: demo_runs/, else synthetic runs)")
+    ap.add_argument("--model", help="model spec for the token-shift figure (default: small, else medium, tiny)")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--no-browser", action="store_true", help="skip the real-server first-page figure")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        root, kind = runs_root(args.runs, tmp)
+        print(f"runs: {root} ({kind}); CPU threads: {os.cpu_count()}; load average: {os.getloadavg()[0]:.2f}")
+        ms, name, n = shift_ms(args.model, args.repeats, tmp)
+        print(f"token-shift analysis, {n}-token completion on {name}: {ms:.1f} ms (median of {args.repeats}; "
+              f"target <= 50 ms)")
+        for page, seconds in rerun_seconds(root, args.repeats).items():
+            print(f"re-render after a widget change, {page}: {seconds:.3f} s (AppTest, median; target <= 0.5 s)")
+        if args.no_browser or not Path(CHROMIUM).exists():
+            print("first page populated: skipped (--no-browser or no /usr/bin/chromium)")
+        else:
+            boot, first = first_page_seconds(root, tmp)
+            print(f"server start -> healthy: {boot:.1f} s; healthy -> Runs page populated in Chromium: {first:.1f} s "
+                  "(target <= 5 s)")
+
+
+if __name__ == "__main__":
+    main()

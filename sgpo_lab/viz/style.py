@@ -1,0 +1,89 @@
+"""Shared look of the lab's figures: one colour per method and per family, fonts, labels.
+
+Colours are stable across figures and runs: a method keeps its colour whichever subset is shown.
+"""
+
+from __future__ import annotations
+
+import plotly.colors as pc
+
+MONO = "Menlo, Consolas, 'DejaVu Sans Mono', 'Liberation Mono', monospace"
+TEMPLATE = "plotly_white"
+
+# SGPO in strong red, its ablations in warm tones, the baselines in cool ones.
+METHOD_COLORS: dict[str, str] = {
+    "base": "#7f7f7f",
+    "sgpo": "#d62728",
+    "grpo": "#1f77b4",
+    "sft": "#8c564b",
+    "sft_grpo": "#9467bd",
+    "luffy": "#2ca02c",
+    "sgpo_rkl": "#ff7f0e",
+    "sgpo_nll": "#e377c2",
+    "sgpo_const_w": "#bcbd22",
+    "sgpo_no_clip": "#f4a582",
+    "sgpo_random_target": "#b2182b",
+    "sgpo_no_constraints": "#fdae61",
+    "sgpo_no_grpo": "#ff9896",
+    "sgpo_no_distill": "#17becf",
+}
+FAMILY_COLORS: dict[str, str] = {"sum": "#1f77b4", "count": "#ff7f0e", "equation": "#2ca02c", "mul": "#9467bd",
+                                 "all": "#333333"}
+SPLIT_LABELS = {"id": "ID", "ood": "OOD"}
+METRIC_LABELS: dict[str, str] = {
+    "accuracy": "greedy accuracy",
+    "pass_at_k": "pass@k",
+    "loss": "total loss",
+    "loss_grpo": "GRPO term",
+    "loss_distill": "distillation term (sum_i w_i KL_i)",
+    "loss_sft": "SFT NLL",
+    "p_auto": "p_auto (autonomous pass rate)",
+    "p_guided": "p_guided (guided pass rate)",
+    "reward_mean": "mean reward",
+    "entropy": "policy entropy (nats)",
+    "kl_mean": "mean token KL on targets",
+    "clipped_frac": "share of target tokens clipped (KL > delta)",
+    "n_targets": "distillation targets",
+    "weight_mean": "mean weight w_i",
+    "weight_max": "max weight w_i",
+    "weight_nonzero": "share of problems with w_i > 0",
+    "grpo_clip_frac": "share of tokens with ratio clipped",
+    "grad_norm": "gradient norm",
+    "completion_len": "completion length (tokens)",
+    "lr": "learning rate",
+    "time_step": "seconds per step",
+}
+_FALLBACK = pc.qualitative.Dark24
+
+
+def method_color(method: str) -> str:
+    """The colour of a method (stable: unknown names get a colour from a hash of the name)."""
+    if method in METHOD_COLORS:
+        return METHOD_COLORS[method]
+    return _FALLBACK[sum(map(ord, str(method))) % len(_FALLBACK)]
+
+
+def family_color(family: str) -> str:
+    return FAMILY_COLORS.get(family, _FALLBACK[sum(map(ord, str(family))) % len(_FALLBACK)])
+
+
+def rgba(color: str, alpha: float) -> str:
+    """``#rrggbb`` or ``rgb(...)`` as an ``rgba(...)`` string with the given alpha (for confidence bands)."""
+    r, g, b = pc.hex_to_rgb(color) if color.startswith("#") else pc.unlabel_rgb(color)
+    return f"rgba({int(r)}, {int(g)}, {int(b)}, {alpha})"
+
+
+def metric_label(name: str) -> str:
+    return METRIC_LABELS.get(name, name)
+
+
+def empty_figure(message: str, *, height: int = 220):
+    """A blank figure that says why it is blank (no rows yet, nothing selected), instead of raising."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                       font={"size": 14, "color": "#666"})
+    fig.update_layout(template=TEMPLATE, height=height, xaxis={"visible": False}, yaxis={"visible": False},
+                      margin={"l": 20, "r": 20, "t": 30, "b": 20}, meta={"empty": True})
+    return fig

@@ -1,0 +1,312 @@
+"""Every workbench page under streamlit.testing.v1.AppTest: no exception, widgets change what is shown, bad input
+gives one clear line.
+
+Runs are synthetic (``test_viz.write_synthetic_runs``: five methods x two seeds, a live run, a corrupt run);
+the Explore page uses a tiny untrained model saved in a temporary directory. The Train test launches a real
+one-step run of that model in a background process and watches it finish.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from test_viz import PROBE, write_synthetic_runs
+
+REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "app" / "main.py")
+sys.path.insert(0, str(REPO / "app"))
+GUARD = "Something went wrong"  # common.guard's last-resort message: a page bug hidden from the user
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    return write_synthetic_runs(tmp_path_factory.mktemp("runs"), seeds=(0, 1))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    from sgpo_lab.models import build_model
+    from sgpo_lab.world.tokenizer import build_char_tokenizer
+
+    path = tmp_path_factory.mktemp("tiny")
+    tok = build_char_tokenizer()
+    build_model("tiny", tok).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def app(root: Path | str, page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.session_state["runs_root"] = str(root)
+    at.run()
+    if page:
+        at.switch_page(f"pages/{page}.py").run()
+    return at
+
+
+def ok(at: AppTest) -> AppTest:
+    """No exception reached the page, and the last-resort guard did not fire."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [e.value for e in at.error if GUARD in e.value]
+    return at
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def texts(elements) -> str:
+    return " | ".join(str(e.value) for e in elements)
+
+
+# --------------------------------------------------------------------------------------------- Runs
+
+
+def test_runs_page_curves_react_to_widgets(root):
+    at = ok(app(root))
+    assert "broken/sgpo-corrupt" in texts(at.warning)  # its status.json is truncated: said, not raised
+    acc = charts(at)[0]
+    assert {t["name"] for t in acc["data"] if t.get("showlegend")} == {"sgpo", "grpo", "sft", "sft_grpo", "luffy"}
+    assert len(acc["layout"]["annotations"]) == 2  # ID and OOD panels of the family average
+    ok(at.radio(key="runs_metric").set_value("pass_at_k").run())
+    assert charts(at)[0]["layout"]["yaxis"]["title"]["text"] == "pass@4"
+    ok(at.multiselect(key="runs_families").set_value(["all", "sum", "mul"]).run())
+    assert len(charts(at)[0]["layout"]["annotations"]) == 6
+    before = [t["y"] for t in charts(at)[0]["data"] if t["name"] == "sgpo"][0]
+    ok(at.slider(key="runs_smooth").set_value(0.8).run())
+    after = [t["y"] for t in charts(at)[0]["data"] if t["name"] == "sgpo"][0]
+    assert before != after
+    ok(at.multiselect(key="runs_metrics").set_value(["entropy"]).run())
+    assert [a["text"] for a in charts(at)[1]["layout"]["annotations"]] == ["policy entropy (nats)"]
+    ok(at.multiselect(key="runs_sel").set_value(["sgpo-s0"]).run())
+    assert {t["name"] for t in charts(at)[0]["data"] if t.get("showlegend")} == {"sgpo"}
+    ok(at.multiselect(key="runs_sel").set_value([]).run())
+    assert "Choose at least one run" in texts(at.info) and not at.get("plotly_chart")
+
+
+def test_runs_page_shows_a_live_run_and_a_corrupt_one(root):
+    at = app(root)
+    ok(at.multiselect(key="runs_sel").set_value(["live/sgpo-live", "broken/sgpo-corrupt"]).run())
+    assert "Live" in texts(at.subheader)
+    assert [p.proto.value for p in at.get("progress")] == [60]  # step 12 of 20
+    assert "step 12/20" in at.get("progress")[0].proto.text
+    assert charts(at)  # the corrupt run's garbage eval.jsonl is skipped; the live run's rows are drawn
+
+
+@pytest.mark.parametrize("page", [None, "explore", "weights", "absorption", "compare", "train"])
+def test_every_page_survives_a_missing_or_empty_runs_root(page, tmp_path):
+    at = ok(app(tmp_path / "nope", page))  # a root that does not exist
+    if page in (None, "weights", "absorption", "compare"):
+        assert "does not exist" in texts(at.warning)
+    at.session_state["runs_root"] = str(tmp_path)  # exists, but empty (AppTest drops the sidebar after a page
+    ok(at.run())                                   # switch, so the sidebar input is set through its state)
+    if page in (None, "weights", "absorption", "compare"):
+        assert "No runs under" in texts(at.info)
+
+
+def test_default_root_is_demo_runs_or_the_env_var(root, monkeypatch):
+    import common
+
+    monkeypatch.delenv(common.RUNS_ENV, raising=False)
+    at = ok(AppTest.from_file(APP, default_timeout=60).run())
+    assert at.text_input(key="runs_root").value == str(REPO / "demo_runs")
+    if not (REPO / "demo_runs").is_dir():
+        assert "shipped demo runs are not here yet" in texts(at.info)
+    else:
+        assert charts(at)
+    monkeypatch.setenv(common.RUNS_ENV, str(root))
+    at = ok(AppTest.from_file(APP, default_timeout=60).run())
+    assert at.text_input(key="runs_root").value == str(root) and charts(at)
+
+
+def test_run_names_cannot_leave_the_root(root, tmp_path):
+    import common
+    from sgpo_lab.runs import RunError, list_runs
+
+    outside = tmp_path / "outside"
+    write_synthetic_runs(outside, methods=("grpo",), seeds=(0,), live=False, corrupt=False)
+    link_root = tmp_path / "linked"
+    link_root.mkdir()
+    (link_root / "escape").symlink_to(outside / "grpo-s0")
+    assert list_runs(link_root).empty  # a link pointing out of the root is not listed
+    for name in ("../outside/grpo-s0", "escape", "/etc", "sgpo-s0/../../"):
+        with pytest.raises(RunError):
+            common.run_path(name, root=str(link_root) if name == "escape" else str(root))
+    assert common.run_path("sgpo-s0", root=str(root)) == (root / "sgpo-s0").resolve()
+
+
+# ------------------------------------------------------------------------------------------ Weights
+
+
+def test_weights_page(root):
+    at = ok(app(root, "weights"))
+    heat, dist, scatter = charts(at)
+    rows = len(heat["data"][0]["y"])
+    assert heat["data"][0]["type"] == "heatmap" and dist["data"][0]["type"] == "box"
+    assert any(t.get("mode") == "lines" for t in scatter["data"])  # the formula's curves from the run's config
+    ok(at.multiselect(key="weights_families").set_value(["sum"]).run())
+    assert 0 < len(charts(at)[0]["data"][0]["y"]) < rows
+    ok(at.slider(key="weights_steps").set_value((5, 10)).run())
+    assert set(charts(at)[0]["data"][0]["x"]) <= set(range(5, 11))
+    ok(at.selectbox(key="weights_run").set_value("grpo-s0").run())
+    assert "recorded no per-problem weights" in texts(at.info) and not at.get("plotly_chart")
+
+
+# --------------------------------------------------------------------------------------- Absorption
+
+
+def _fills(spec: dict) -> list[str]:
+    return [s["fillcolor"] for s in spec["layout"].get("shapes", []) if s.get("type") == "rect"]
+
+
+def test_absorption_page_step_slider_and_views(root):
+    at = ok(app(root, "absorption"))
+    curve, tokens, heat = charts(at)
+    assert curve["data"][-1]["name"] == "mean over probes" and len(_fills(tokens)) > 5
+    assert heat["data"][0]["type"] == "heatmap"
+    ok(at.select_slider(key="abs_step").set_value(0).run())
+    curve0, tokens0, _ = charts(at)
+    assert _fills(tokens0) != _fills(tokens)  # step 0: the strategy's shift is not absorbed yet
+    assert [s["x0"] for s in curve0["layout"]["shapes"] if s["type"] == "line"] == [0]
+    ok(at.radio(key="abs_value").set_value("logp_change").run())
+    assert charts(at)[1]["data"][0]["marker"]["colorscale"][0][1] != tokens["data"][0]["marker"]["colorscale"][0][1]
+    ok(at.selectbox(key="abs_probe").set_value("mul-id-0000").run())
+    assert len(heat["layout"]["xaxis"]["ticktext"]) == len(PROBE["sum"][1]) + 1  # the default probe, + <eos>
+    assert len(charts(at)[2]["layout"]["xaxis"]["ticktext"]) == len(PROBE["mul"][1]) + 1
+    ok(at.multiselect(key="abs_compare").set_value(["grpo-s0"]).run())
+    assert [t["name"] for t in charts(at)[0]["data"]] == ["sgpo-s0", "grpo-s0"]
+    ok(at.selectbox(key="abs_run").set_value("broken/sgpo-corrupt").run())  # its last part is corrupt: skipped
+    assert at.select_slider(key="abs_step").options == ["0", "10"]
+
+
+# ------------------------------------------------------------------------------------------ Compare
+
+
+def test_compare_page(root):
+    at = ok(app(root, "compare"))
+    table = at.dataframe[0].value
+    sgpo = table[table["paper"] == "SGPO"].iloc[0]
+    assert sgpo["seeds"] == 2 and "±" in sgpo["lab"] and sgpo["paper_1.5B"] == "29.9"
+    ok(at.radio(key="cmp_split").set_value("ood").run())
+    assert at.dataframe[0].value.loc[table["paper"] == "SGPO", "lab"].iloc[0] != sgpo["lab"]
+    ok(at.multiselect(key="cmp_runs").set_value([]).run())
+    assert "paper's numbers alone" in texts(at.info) and at.dataframe[0].value["seeds"].sum() == 0
+
+
+# ------------------------------------------------------------------------------------------ Explore
+
+
+def explore(root, model: Path | str) -> AppTest:
+    at = app(root, "explore")
+    assert "Choose a model" in texts(at.info) and not at.get("plotly_chart")  # nothing loads before a pick
+    at.slider(key="ex_n").set_value(2)
+    at.slider(key="ex_max_new").set_value(8)
+    ok(at.radio(key="ex_source").set_value("directory").run())
+    return ok(at.text_input(key="ex_dir").set_value(str(model)).run())
+
+
+def test_explore_token_view_and_completions(root, tiny):
+    at = explore(root, tiny)
+    spec = charts(at)[0]
+    assert len(_fills(spec)) == 8 and len(set(_fills(spec))) > 1  # 8 coloured tokens (max new tokens)
+    assert [m.label for m in at.metric] == ["pass rate over 2 samples"] * 2
+    ok(at.radio(key="ex_value").set_value("logp_change").run())
+    marker = charts(at)[0]["data"][0]["marker"]
+    assert marker["cmin"] == -marker["cmax"]
+    ok(at.toggle(key="ex_auto").set_value(False).run())
+    ok(at.number_input(key="ex_vmax").set_value(2.5).run())
+    assert charts(at)[0]["data"][0]["marker"]["cmax"] == 2.5
+    ok(at.selectbox(key="ex_which").set_value("typed").run())
+    assert "Type a completion" in texts(at.warning)
+    ok(at.text_input(key="ex_completion").set_value(" 6+3=9 #9").run())
+    assert len(_fills(charts(at)[0])) == len(" 6+3=9 #9")
+    ok(at.text_input(key="ex_completion").set_value(" 6+3=9 #9 ✓").run())
+    assert "outside the tokenizer's alphabet" in texts(at.error)
+    ok(at.selectbox(key="ex_card").set_value("none").run())
+    assert "every shift is zero" in texts(at.info)
+
+
+def test_explore_bad_problems_and_strategies(root, tiny):
+    at = explore(root, tiny)
+    ok(at.radio(key="ex_kind").set_value("typed").run())
+    assert "The problem is empty" in texts(at.warning)
+    ok(at.text_input(key="ex_question").set_value("sum 3 8 " * 1250).run())  # 10,000 characters
+    assert "10,000 characters long; the limit is 300" in texts(at.error)
+    ok(at.text_input(key="ex_question").set_value("sum 3 8 🙂 5").run())
+    assert "problem has characters outside the tokenizer's alphabet: '🙂'" in texts(at.error)
+    ok(at.text_input(key="ex_question").set_value("sum-id-0099").run())
+    assert "out of range" in texts(at.error)
+    ok(at.text_input(key="ex_question").set_value("sum-id-0003").run())
+    assert "`sum-id-0003` is" in texts(at.caption) and at.get("plotly_chart")
+    ok(at.text_area[0].set_value("Strategy: add them all 🧮").run())
+    assert "strategy has characters outside" in texts(at.error)
+    ok(at.text_area[0].set_value("x" * 5000).run())
+    assert "5,000 characters long; the limit is 600" in texts(at.error)
+
+
+def test_explore_missing_and_broken_models(root, tiny, tmp_path):
+    at = explore(root, tmp_path / "missing")
+    assert "Cannot load the model" in texts(at.error) and "neither a size" in texts(at.error)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    ok(at.text_input(key="ex_dir").set_value(str(broken)).run())
+    assert "is not valid JSON" in texts(at.error)
+    (broken / "config.json").write_text((tiny / "config.json").read_text())
+    ok(at.text_input(key="ex_dir").set_value(str(broken) + "/").run())
+    assert "no .safetensors weights" in texts(at.error)
+    (broken / "model.safetensors").write_bytes(b"\x00" * 64)  # truncated weights
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (broken / name).write_text((tiny / name).read_text())
+    ok(at.text_input(key="ex_dir").set_value(str(broken) + "//").run())
+    assert "cannot load a causal LM" in texts(at.error)
+    ok(at.radio(key="ex_source").set_value("checkpoint").run())
+    ok(at.selectbox(key="ex_run").set_value("grpo-s0").run())
+    assert "has no complete checkpoint" in texts(at.warning)
+    ok(at.radio(key="ex_source").set_value("shipped").run())  # a friendly note, or a size picker
+    assert at.get("selectbox") and (at.info or at.selectbox(key="ex_size").value is None)
+
+
+# -------------------------------------------------------------------------------------------- Train
+
+
+def test_train_page_validates_then_launches_and_watches(tmp_path, tiny):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    at = ok(app(runs, "train"))
+
+    def fill(name: str, sets: str) -> AppTest:  # form values count only when submitted with them
+        at.selectbox(key="train_size").set_value("(a directory)")
+        at.text_input(key="train_dir").set_value(str(tiny))
+        at.number_input(key="train_steps").set_value(1)
+        at.text_input(key="train_name").set_value(name)
+        at.text_area(key="train_sets").set_value(sets)
+        at.button[0].click()
+        return ok(at.run())
+
+    assert "must be letters, digits" in texts(fill("../escape", "").error)
+    assert "kl_delta=-1: Input should be greater than 0" in texts(fill("t1", "kl_delta=-1").error)
+    assert "families" in texts(fill("t1", "families=[sum, algebra]").error)
+    assert "not field=value" in texts(fill("t1", "kl_delta 0.5").error)
+    assert not (runs / "t1").exists()
+    tiny_run = ["problems_per_step=1", "group_size=2", "guided_size=1", "eval_problems=1", "probe_problems=1",
+                "max_new_tokens=8", "train_problems=2", "families=[sum]"]
+    fill("t1", "\n".join(tiny_run))
+    assert "Launched `t1`" in texts(at.success)
+    status = runs / "t1" / "status.json"
+    deadline = time.time() + 150
+    while time.time() < deadline and '"finished"' not in (status.read_text() if status.exists() else ""):
+        assert '"failed"' not in (status.read_text() if status.exists() else ""), status.read_text()
+        time.sleep(1)
+    assert '"finished"' in status.read_text(), (runs / ".train-logs" / "t1.log").read_text()[-800:]
+    ok(at.run())
+    assert [p.proto.value for p in at.get("progress")] == [100] and "finished" in at.get("progress")[0].proto.text
+    assert charts(at)  # the run's metrics, read from its directory
+    assert sorted(os.listdir(runs)) == [".train-logs", "t1"]  # the run and its log, under the chosen root

@@ -1,0 +1,87 @@
+"""Rollouts and two-context scoring: padding never changes a score; an empty strategy changes nothing."""
+
+import pytest
+import torch
+
+from sgpo_lab.losses import token_kl
+from sgpo_lab.models import build_model
+from sgpo_lab.rollout import completion_logits, encode_prompts, sample
+from sgpo_lab.shifts import token_shifts
+from sgpo_lab.world.prompts import autonomous_prompt, guided_prompt
+from sgpo_lab.world.strategies import strategy_card
+from sgpo_lab.world.tokenizer import build_char_tokenizer
+
+
+@pytest.fixture(scope="module")
+def lm():
+    tok = build_char_tokenizer()
+    return build_model("tiny", tok, seed=1).eval(), tok
+
+
+PROMPTS = [autonomous_prompt("sum 3 8 5"), guided_prompt("2x+3=9", strategy_card("equation", "undo")),
+           autonomous_prompt("count over 4 in 9 3 5 2 7")]
+
+
+def test_batched_scores_equal_one_at_a_time_scores(lm):
+    model, tok = lm
+    prompts = encode_prompts(tok, PROMPTS)
+    completions = [tok(c, add_special_tokens=False)["input_ids"] for c in (" 3+8=11 11+5=16 #16", " #3", " 9:1 #3")]
+    with torch.no_grad():
+        batched, tokens, mask = completion_logits(model, prompts, completions)
+        for i, (p, c) in enumerate(zip(prompts, completions)):
+            single, single_tokens, _ = completion_logits(model, [p], [c])
+            torch.testing.assert_close(batched[i, :len(c)], single[0], atol=1e-5, rtol=1e-5)
+            assert tokens[i, :len(c)].tolist() == c == single_tokens[0].tolist()
+            assert mask[i].sum() == len(c)
+
+
+def test_empty_strategy_makes_teacher_equal_student(lm):
+    model, tok = lm
+    completion = [tok(" 3+8=11 #11", add_special_tokens=False)["input_ids"]]
+    with torch.no_grad():
+        teacher, _, _ = completion_logits(model, encode_prompts(tok, [guided_prompt("sum 3 8", "")]), completion)
+        student, _, _ = completion_logits(model, encode_prompts(tok, [autonomous_prompt("sum 3 8")]), completion)
+    torch.testing.assert_close(teacher, student)
+    assert token_kl(teacher, student).abs().max() < 1e-6
+
+
+def test_scores_match_a_plain_forward_pass(lm):
+    model, tok = lm
+    prompt = tok(PROMPTS[0])["input_ids"]
+    completion = tok(" 3+8=11", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        full = model(torch.tensor([prompt + completion])).logits[0, len(prompt) - 1: -1]
+        ours, _, _ = completion_logits(model, [prompt], [completion])
+    torch.testing.assert_close(ours[0], full, atol=1e-5, rtol=1e-5)
+
+
+def test_kv_cache_sampling_matches_greedy_recomputation(lm):
+    model, tok = lm
+    out = sample(model, tok, PROMPTS, max_new_tokens=12, greedy=True)
+    for prompt, ids in zip(PROMPTS, out.completion_ids):
+        seq = tok(prompt)["input_ids"]
+        for t in ids:  # each greedy token is the argmax of a fresh full forward pass
+            with torch.no_grad():
+                assert model(torch.tensor([seq])).logits[0, -1].argmax().item() == t
+            seq.append(t)
+
+
+def test_sampling_is_reproducible_with_a_generator(lm):
+    model, tok = lm
+    a = sample(model, tok, PROMPTS * 2, max_new_tokens=10, generator=torch.Generator().manual_seed(5))
+    b = sample(model, tok, PROMPTS * 2, max_new_tokens=10, generator=torch.Generator().manual_seed(5))
+    assert a.completion_ids == b.completion_ids and a.texts == b.texts
+    for ids, done in zip(a.completion_ids, a.finished):
+        assert done == (ids[-1] == tok.eos_token_id)
+
+
+def test_token_shifts_table(lm):
+    model, tok = lm
+    table = token_shifts(model, tok, "sum 3 8", strategy_card("sum", "left_to_right"), " 3+8=11 #11", top_k=3)
+    assert list(table["token"]) == list(" 3+8=11 #11")
+    assert (table["kl"] >= 0).all() and table["p_guided"].between(0, 1).all()
+    assert all(len(t) == 3 for t in table["top_guided"])
+    with pytest.raises(ValueError, match="problem is empty"):
+        token_shifts(model, tok, "  ", "x")
+    with pytest.raises(ValueError, match="outside the tokenizer's alphabet"):
+        token_shifts(model, tok, "sum 3 ☃", "x")
