@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -39,12 +38,13 @@ def _fmt(v) -> str:
 def pretrain(
     size: str = typer.Option("small", help="model size: tiny | small | medium"),
     out: Path = typer.Option(..., help="directory to write the model to (save_pretrained + pretrain.json)"),
-    steps: Optional[int] = typer.Option(None, help="optimizer steps (default: the size's recipe)"),
+    steps: int | None = typer.Option(None, help="optimizer steps (default: the size's recipe)"),
     seed: int = typer.Option(0, help="seed for init and corpus"),
     overwrite: bool = typer.Option(False, help="replace an existing model directory"),
 ) -> None:
     """Pretrain a base model on the Strategy World corpus."""
-    from sgpo_lab.pretrain import recipe, pretrain as run_pretrain
+    from sgpo_lab.pretrain import pretrain as run_pretrain
+    from sgpo_lab.pretrain import recipe
 
     cfg = recipe(size, seed=seed, steps=steps)
     if (out / "config.json").exists() and not overwrite:
@@ -84,11 +84,11 @@ def world_report_cmd(
 @app.command()
 def train(
     method: str = typer.Option("sgpo", help="method or preset (sgpo-lab methods lists them)"),
-    model: Optional[str] = typer.Option(None, help="size name, run/checkpoint dir or local HF model dir [small]"),
-    steps: Optional[int] = typer.Option(None, help="optimizer steps [60]"),
-    seed: Optional[int] = typer.Option(None, help="seed [0]"),
+    model: str | None = typer.Option(None, help="size name, run/checkpoint dir or local HF model dir [small]"),
+    steps: int | None = typer.Option(None, help="optimizer steps [60]"),
+    seed: int | None = typer.Option(None, help="seed [0]"),
     out: Path = typer.Option(..., help="run directory to write"),
-    config: Optional[Path] = typer.Option(None, help="YAML file of TrainConfig fields (flags override it)"),
+    config: Path | None = typer.Option(None, help="YAML file of TrainConfig fields (flags override it)"),
     resume: bool = typer.Option(False, help="continue an interrupted run from its last checkpoint"),
     overwrite: bool = typer.Option(False, help="replace an existing run directory"),
     set_: list[str] = typer.Option([], "--set", help="any config field, e.g. --set kl_delta=0.5 (repeatable)"),
@@ -165,9 +165,9 @@ def eval_cmd(
 def shifts(
     model: str = typer.Option("small", help="size name, run/checkpoint dir or local HF model dir"),
     problem: str = typer.Option(..., help="a world problem id (e.g. sum-id-0003) or a question text"),
-    strategy: Optional[str] = typer.Option(None, help="strategy card text, or family/strategy (e.g. "
+    strategy: str | None = typer.Option(None, help="strategy card text, or family/strategy (e.g. "
                                            "sum/left_to_right); default: the problem's own card"),
-    completion: Optional[str] = typer.Option(None, help="completion to analyse (default: greedy guided sample)"),
+    completion: str | None = typer.Option(None, help="completion to analyse (default: greedy guided sample)"),
     top_k: int = typer.Option(3, help="alternatives shown per distribution"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:

@@ -55,7 +55,8 @@ class TrainConfig(BaseModel):
     alpha0: float = Field(0.5, ge=0, description="weight scale alpha_0")
     gamma: float = Field(0.1, gt=0, description="weight smoothing gamma")
     alpha_max: float = Field(0.8, ge=0, description="weight cap alpha_max")
-    objective: Literal["additive", "convex"] = Field("additive", description="L_GRPO + w L_KD, or (1-w) L_GRPO + w L_KD")
+    objective: Literal["additive", "convex"] = Field("additive",
+                                                     description="L_GRPO + w L_KD, or (1-w) L_GRPO + w L_KD")
 
     # baselines
     sft_steps: int = Field(0, ge=0, description="steps of SFT on expert responses before RL (sft_grpo; sft: all)")
@@ -71,7 +72,7 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(20, ge=0, description="save a checkpoint every N steps (and at the end)")
 
     @model_validator(mode="after")
-    def _check(self) -> "TrainConfig":
+    def _check(self) -> TrainConfig:
         unknown = [f for f in self.families if f not in FAMILIES]
         if unknown or not self.families:
             raise ValueError(f"families {unknown or '[]'} invalid; expected a non-empty subset of {list(FAMILIES)}")

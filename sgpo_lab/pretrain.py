@@ -36,6 +36,7 @@ class PretrainConfig:
     correct_share: float = 0.2
     brief_card_share: float = 0.2
     large_share: float = 0.15
+    bf16: bool = False  # bfloat16 autocast for the forward pass (fast on CPUs with AMX/AVX512-BF16)
 
 
 def make_batch(tokenizer, docs) -> dict[str, torch.Tensor]:
@@ -92,7 +93,8 @@ def pretrain(cfg: PretrainConfig, out: str | Path, *, command: str | None = None
         batch = make_batch(tokenizer, queue.pop())
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
-        loss = model(**batch).loss
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss = model(**batch).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -122,7 +124,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path, *, command: str | None = None
 RECIPES: dict[str, dict] = {
     "tiny": {"steps": 1500, "lr": 3e-3},
     "small": {"steps": 1200, "lr": 3e-3},
-    "medium": {"steps": 700, "lr": 1.5e-3, "batch_size": 48},
+    "medium": {"steps": 700, "lr": 1.5e-3, "batch_size": 48, "bf16": True},
 }
 
 

@@ -51,7 +51,7 @@ def shift_tables(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ite
     unguided = encode_prompts(tokenizer, [autonomous_prompt(it.question) for it in items])
     completions = [it.completion_ids for it in items]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    q_logits, tokens, mask = completion_logits(model, guided, completions, pad_id=pad)  # (B, T, V)
+    q_logits, tokens, _ = completion_logits(model, guided, completions, pad_id=pad)  # (B, T, V)
     p_logits, _, _ = completion_logits(model, unguided, completions, pad_id=pad)  # (B, T, V)
     kl = token_kl(q_logits, p_logits)  # (B, T)
     logq, logp = q_logits.log_softmax(-1), p_logits.log_softmax(-1)  # (B, T, V)

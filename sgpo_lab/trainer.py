@@ -124,7 +124,7 @@ class Trainer:
         if self.start_step == 0:
             self._evaluate(0)
             self._probe(0)
-        step = self.start_step
+        step = completed = self.start_step
         self.writer.status("running", step=step, total=cfg.steps)
         bar = tqdm(range(self.start_step + 1, cfg.steps + 1), desc=cfg.method, disable=not self.progress,
                    initial=self.start_step, total=cfg.steps)
@@ -134,6 +134,7 @@ class Trainer:
                 row = self.sft_step(step) if step <= cfg.sft_steps else self.rl_step(step)
                 row["time_step"] = time.perf_counter() - t0
                 self.writer.append("metrics.jsonl", row)
+                completed = step
                 bar.set_postfix({k: f"{row[k]:.3f}" for k in ("loss", "p_auto", "p_guided") if row.get(k) is not None})
                 if step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0):
                     self._evaluate(step)
@@ -143,11 +144,12 @@ class Trainer:
                     self.save_checkpoint(step)
                 self.writer.status("running", step=step, total=cfg.steps)
         except KeyboardInterrupt:
-            done = step - 1
-            if done > 0 and not (self.out / "checkpoints" / f"step-{done:06d}").exists():
-                self.save_checkpoint(done)
-                self.writer.truncate_after(done)
-            self.writer.status("interrupted", step=done, total=cfg.steps)
+            # The weights hold every update up to `completed` (an interrupt inside opt.step() is the one case
+            # that could tear them; it is far rarer than one inside sampling, evaluation or a save).
+            if completed > 0 and not (self.out / "checkpoints" / f"step-{completed:06d}").exists():
+                self.save_checkpoint(completed)
+            self.writer.truncate_after(completed)
+            self.writer.status("interrupted", step=completed, total=cfg.steps)
             raise
         except Exception as err:
             self.writer.status("failed", step=step, total=cfg.steps, error=f"{type(err).__name__}: {err}")
@@ -164,7 +166,7 @@ class Trainer:
     def rl_step(self, step: int) -> dict[str, Any]:
         cfg, tok = self.cfg, self.tokenizer
         problems = self.batch_problems(step)
-        P, G, H = len(problems), cfg.group_size, cfg.guided_size if cfg.distill != "none" or cfg.guided_size else 0
+        P, G, H = len(problems), cfg.group_size, cfg.guided_size
         gen = _generator(cfg.seed, step)
         t0 = time.perf_counter()
 

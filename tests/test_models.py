@@ -45,7 +45,7 @@ def test_model_round_trips_through_safetensors(tmp_path):
     model.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").exists()
-    loaded, tok2 = load_model(tmp_path)
+    loaded, _ = load_model(tmp_path)
     ids = torch.tensor([tok("Q: sum 1 2\nA:")["input_ids"]])
     torch.testing.assert_close(loaded(ids).logits, model.eval()(ids).logits)
 
@@ -118,7 +118,7 @@ def test_recipes_exist_for_every_size_and_reject_bad_steps():
 
 @pytest.mark.parametrize("size", list(SIZES))
 def test_shipped_base_models_load_with_their_recipe_record(size):
-    model, tok = load_model(size)
+    model, _ = load_model(size)
     from sgpo_lab.models import BASE_MODELS
 
     record = json.loads((BASE_MODELS / size / "pretrain.json").read_text())

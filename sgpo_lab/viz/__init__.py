@@ -17,10 +17,20 @@ given an empty frame returns a blank figure that says why (``layout.meta["empty"
                    PAPER_RESULTS: the paper's numbers (DESIGN.md §1.10)
 """
 
-from sgpo_lab.viz.absorption import (absorption_curve_figure, absorption_heatmap_figure, absorption_slider_figure,
-                                     probe_summary)
-from sgpo_lab.viz.compare import (PAPER_RESULTS, PAPER_SOURCE, comparison_figure, comparison_table, final_results,
-                                  paper_table)
+from sgpo_lab.viz.absorption import (
+                                     absorption_curve_figure,
+                                     absorption_heatmap_figure,
+                                     absorption_slider_figure,
+                                     probe_summary,
+)
+from sgpo_lab.viz.compare import (
+                                     PAPER_RESULTS,
+                                     PAPER_SOURCE,
+                                     comparison_figure,
+                                     comparison_table,
+                                     final_results,
+                                     paper_table,
+)
 from sgpo_lab.viz.curves import DEFAULT_TRAINING_METRICS, accuracy_figure, aggregate, metrics_figure
 from sgpo_lab.viz.stats import ema, mean_ci, t_quantile
 from sgpo_lab.viz.style import METHOD_COLORS, empty_figure, method_color
@@ -28,11 +38,31 @@ from sgpo_lab.viz.tokens import display_token, token_layout, token_shift_figure
 from sgpo_lab.viz.weights import weight_curves, weight_distribution_figure, weight_heatmap_figure, weight_vs_pass_figure
 
 __all__ = [
-    "PAPER_RESULTS", "PAPER_SOURCE", "METHOD_COLORS", "DEFAULT_TRAINING_METRICS",
-    "token_shift_figure", "token_layout", "display_token",
-    "absorption_curve_figure", "absorption_heatmap_figure", "absorption_slider_figure", "probe_summary",
-    "weight_heatmap_figure", "weight_distribution_figure", "weight_vs_pass_figure", "weight_curves",
-    "accuracy_figure", "metrics_figure", "aggregate",
-    "comparison_table", "comparison_figure", "final_results", "paper_table",
-    "mean_ci", "t_quantile", "ema", "method_color", "empty_figure",
+                                     "DEFAULT_TRAINING_METRICS",
+                                     "METHOD_COLORS",
+                                     "PAPER_RESULTS",
+                                     "PAPER_SOURCE",
+                                     "absorption_curve_figure",
+                                     "absorption_heatmap_figure",
+                                     "absorption_slider_figure",
+                                     "accuracy_figure",
+                                     "aggregate",
+                                     "comparison_figure",
+                                     "comparison_table",
+                                     "display_token",
+                                     "ema",
+                                     "empty_figure",
+                                     "final_results",
+                                     "mean_ci",
+                                     "method_color",
+                                     "metrics_figure",
+                                     "paper_table",
+                                     "probe_summary",
+                                     "t_quantile",
+                                     "token_layout",
+                                     "token_shift_figure",
+                                     "weight_curves",
+                                     "weight_distribution_figure",
+                                     "weight_heatmap_figure",
+                                     "weight_vs_pass_figure",
 ]

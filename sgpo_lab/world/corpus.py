@@ -10,8 +10,10 @@ Each document is one problem of one family, in one of two forms:
 
 A share of documents (``large_share``) is drawn at the OOD sizes, so that executing a method carries
 over to larger inputs; RL then trains on ID sizes only, and the OOD split asks whether what RL taught
-(which method to pick) transfers to larger problems. So the base model can execute every method, but without a strategy its prior over *which* method to
-use puts most mass on wrong ones: its unguided pass rate is low but not zero, and the strategy
+(which method to pick) transfers to larger problems.
+
+So the base model can execute every method, but without a strategy its prior over *which* method
+to use puts most mass on wrong ones: its unguided pass rate is low but not zero, and the strategy
 lifts it. SGPO's job is to move that shift into the unguided policy. Only the completion part of a
 document carries the pretraining loss (the question and card are random, nothing to learn there).
 """
