@@ -6,6 +6,7 @@ Every command turns bad input into one line on stderr and a non-zero exit; no ba
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -60,15 +61,23 @@ def world_report_cmd(
     problems: int = typer.Option(32, help="problems per family and split"),
     samples: int = typer.Option(8, help="samples per problem (temperature 1)"),
     seed: int = typer.Option(0),
+    family: list[str] = typer.Option([], help="families to report (repeatable; default: all four)"),
+    split: list[str] = typer.Option([], help="splits to report: id, ood (repeatable; default: both)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ) -> None:
     """Unguided and guided pass rates of a model, per family and split."""
     from sgpo_lab.evaluate import world_report
     from sgpo_lab.models import load_model
+    from sgpo_lab.world.tasks import check_split, get_family
 
+    families = [get_family(f).name for f in family] or None
+    splits = tuple(check_split(s) for s in split) or ("id", "ood")
+    if "train" in splits:
+        fail("split 'train' holds RL training problems; expected id or ood")
     model, tokenizer = load_model(size)
-    rows = world_report(model, tokenizer, n_problems=problems, n_samples=samples, seed=seed)
-    for split in ("id", "ood"):
+    rows = world_report(model, tokenizer, n_problems=problems, n_samples=samples, seed=seed, splits=splits,
+                        families=families)
+    for split in splits:
         part = [r for r in rows if r["split"] == split]
         rows.append({"family": "average", "split": split,
                      "unguided": sum(r["unguided"] for r in part) / len(part),
@@ -79,6 +88,27 @@ def world_report_cmd(
         typer.echo(json.dumps(rows, indent=2))
     else:
         typer.echo(_table(rows, ["family", "split", "unguided", "guided", "gap"]))
+
+
+@app.command("rank-strategies")
+def rank_strategies(
+    size: str = typer.Option("small", "--size", "--model", help="a size name or a model dir"),
+    problems: int = typer.Option(16, help="held-out problems per family"),
+    samples: int = typer.Option(4, help="samples per problem"),
+    out: Path | None = typer.Option(None, help="also write the ranking as JSON here"),
+) -> None:
+    """Rank each family's candidate strategy cards by the model's guided pass rate on held-out problems."""
+    from sgpo_lab.models import load_model
+    from sgpo_lab.world.ranking import rank_all
+
+    model, tokenizer = load_model(size)
+    ranking = rank_all(model, tokenizer, n_problems=problems, n_samples=samples)
+    rows = [{"family": f, "rank": i + 1, "card": r["card_id"], "guided": r["guided_pass_rate"]}
+            for f, cards in ranking.items() for i, r in enumerate(cards)]
+    typer.echo(_table(rows, ["family", "rank", "card", "guided"]))
+    if out is not None:
+        out.write_text(json.dumps({"model": size, "problems": problems, "samples": samples,
+                                   "command": " ".join(["sgpo-lab", *sys.argv[1:]]), "ranking": ranking}, indent=2))
 
 
 @app.command()
@@ -243,6 +273,12 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception as err:  # a bug, not bad input: still one line; SGPO_LAB_DEBUG=1 shows the traceback
+        if os.environ.get("SGPO_LAB_DEBUG"):
+            raise
+        typer.echo(f"error: unexpected {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''} "
+                   "(set SGPO_LAB_DEBUG=1 for the traceback)", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

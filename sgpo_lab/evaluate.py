@@ -76,15 +76,16 @@ def evaluate(model, tokenizer, problems: list[Problem], *, k: int = 4, generator
 
 
 def world_report(model, tokenizer, *, n_problems: int = 32, n_samples: int = 8, seed: int = 0,
-                 splits: tuple[str, ...] = ("id", "ood")) -> list[dict]:
+                 splits: tuple[str, ...] = ("id", "ood"), families: list[str] | None = None) -> list[dict]:
     """Per family and split: the sampled pass rate without and with the problem's strategy card."""
     generator = torch.Generator().manual_seed(seed)
+    families = families or list(FAMILIES)
     rows = []
     for split in splits:
-        problems = world_problems(split, n_problems)
+        problems = world_problems(split, n_problems, families=families)
         auto = correct_counts(model, tokenizer, problems, guided=False, n=n_samples, generator=generator)
         guid = correct_counts(model, tokenizer, problems, guided=True, n=n_samples, generator=generator)
-        for family in FAMILIES:
+        for family in families:
             idx = [i for i, p in enumerate(problems) if p.family == family]
             rows.append({"family": family, "split": split,
                          "unguided": sum(auto[i] for i in idx) / (n_samples * len(idx)),

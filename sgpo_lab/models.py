@@ -21,8 +21,13 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.utils import logging as transformers_logging
 
 from sgpo_lab.world.tokenizer import build_char_tokenizer
+
+# Loading and saving a 1M-parameter model takes milliseconds: transformers' per-shard progress bars are noise
+# in the CLI's one-line errors, the app and the notebooks.
+transformers_logging.disable_progress_bar()
 
 ASSETS = Path(__file__).parent / "assets"
 BASE_MODELS = ASSETS / "base"

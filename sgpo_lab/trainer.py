@@ -216,25 +216,19 @@ class Trainer:
         logp = L.token_logprobs(student_logits, tokens)  # (B, T)
         rl_logits, rl_mask, rl_logp = student_logits[:n_rl], mask[:n_rl], logp[:n_rl]
 
-        # 6. loss terms
-        metrics: dict[str, Any] = {}
-        if cfg.off_policy:
-            grpo_terms = [L.luffy_loss(rl_logp, rl_logp.detach(), adv_rows, rl_mask, off_policy,
-                                       eps_low=cfg.eps_low, eps_high=cfg.eps_high, gamma=cfg.shaping_gamma)]
-        else:
-            grpo_terms = [L.grpo_loss(rl_logp[i * G:(i + 1) * G], rl_logp[i * G:(i + 1) * G].detach(),
-                                      adv_rows[i * G:(i + 1) * G], rl_mask[i * G:(i + 1) * G],
-                                      eps_low=cfg.eps_low, eps_high=cfg.eps_high) for i in range(P)] \
-                if cfg.objective == "convex" else [L.grpo_loss(rl_logp, rl_logp.detach(), adv_rows, rl_mask,
-                                                               eps_low=cfg.eps_low, eps_high=cfg.eps_high)]
+        # 6. loss terms: L = L_GRPO + mean_i w_i L_KD,i   (convex: mean_i (1 - w_i) L_GRPO,i + w_i L_KD,i)
         kd_per_problem, kl_mean, clipped = self._distill_terms(problems, guided, target_rows, student_logits[n_rl:],
-                                                               tokens[n_rl:], mask[n_rl:], logp[n_rl:])
-        grpo_term = torch.stack(grpo_terms).mean() if cfg.grpo else torch.zeros(())
+                                                               tokens[n_rl:], mask[n_rl:], logp[n_rl:])  # (P,)
         kd_term = (weights * kd_per_problem).mean()
-        if cfg.objective == "convex" and cfg.grpo:  # (1 - w_i) L_GRPO,i + w_i L_KD,i, averaged over problems
-            per_problem_grpo = torch.stack(grpo_terms) if len(grpo_terms) == P else grpo_terms[0].expand(P)
-            loss = ((1 - weights) * per_problem_grpo + weights * kd_per_problem).mean()
-        else:  # additive (default): L_GRPO + mean_i w_i L_KD,i
+        grpo_term = self._policy_loss(rl_logp, adv_rows, rl_mask, off_policy) if cfg.grpo else torch.zeros(())
+        if cfg.objective == "convex":
+            n_off = cfg.off_policy
+            rows_of = [torch.cat([torch.arange(i * G, (i + 1) * G), P * G + torch.arange(i * n_off, (i + 1) * n_off)])
+                       for i in range(P)]  # each problem's autonomous (and expert) rows
+            grpo_i = torch.stack([self._policy_loss(rl_logp[r], adv_rows[r], rl_mask[r], off_policy[r])
+                                  for r in rows_of]) if cfg.grpo else torch.zeros(P)  # (P,)
+            loss = ((1 - weights) * grpo_i + weights * kd_per_problem).mean()
+        else:
             loss = grpo_term + kd_term
 
         # 7. update
@@ -249,7 +243,7 @@ class Trainer:
 
         # 8. log
         lengths = [len(ids) for ids in auto.completion_ids]
-        metrics.update({
+        metrics = {
             "step": step, "phase": "rl", "loss": loss.item(), "loss_grpo": grpo_term.item(),
             "loss_distill": kd_term.item(), "loss_sft": 0.0,
             "p_auto": float(p_auto.mean()), "p_guided": float(p_guided.mean()) if H else None,
@@ -263,7 +257,7 @@ class Trainer:
                                                          adv_rows[: P * G], rl_mask[: P * G])),
             "grad_norm": grad_norm, "completion_len": sum(lengths) / len(lengths), "lr": cfg.lr,
             "time_sample": t_sample, "time_score": t_score, "time_update": t_update,
-        })
+        }
         self.writer.table_part("instances", step, [
             {"step": step, "problem_id": p.id, "family": p.family, "p_auto": float(p_auto[i]),
              "p_guided": float(p_guided[i]) if H else None, "weight": float(weights[i]),
@@ -272,6 +266,17 @@ class Trainer:
              "target_text": guided.texts[i * H + targets[i][0]] if targets[i] else ""}
             for i, p in enumerate(problems)])
         return metrics
+
+    def _policy_loss(self, logp, advantages, mask, off_policy):
+        """The autonomous RL term: GRPO's clipped surrogate, or LUFFY's when expert rows are in the group.
+
+        One update per batch, so pi_old is the current policy: old log-probs are the detached current ones.
+        """
+        cfg = self.cfg
+        if cfg.off_policy:
+            return L.luffy_loss(logp, logp.detach(), advantages, mask, off_policy, eps_low=cfg.eps_low,
+                                eps_high=cfg.eps_high, gamma=cfg.shaping_gamma)
+        return L.grpo_loss(logp, logp.detach(), advantages, mask, eps_low=cfg.eps_low, eps_high=cfg.eps_high)
 
     def _select_targets(self, problems, guided, r_guided, gen) -> list[list[int]]:
         """Per problem, indices (0..H-1) of the guided rollouts to distil (empty: none correct)."""
@@ -302,6 +307,9 @@ class Trainer:
                 self.model, encode_prompts(self.tokenizer, [guided_prompt(problems[i].question, problems[i].strategy)
                                                             for i, _ in target_rows], check=False),
                 [ids for _, ids in target_rows], pad_id=self.tokenizer.pad_token_id)  # (n_t, T, V)
+        # the student rows were padded with the longer autonomous rows: keep the targets' own width
+        width = teacher_logits.shape[1]
+        student_logits, mask, logp = student_logits[:, :width], mask[:, :width], logp[:, :width]
         kl = L.token_kl(teacher_logits, student_logits, direction=cfg.kl_direction, top_k=cfg.top_k)  # (n_t, T)
         if cfg.distill == "kl":
             per_target = L.distill_loss(teacher_logits, student_logits, mask, direction=cfg.kl_direction,

@@ -26,7 +26,8 @@ def _steady(frame: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.mark.parametrize("method", list(METHODS))
 def test_every_method_writes_a_valid_run_directory(method, tmp_path):
-    status = train(_fast(method), tmp_path / method, progress=False)
+    cfg = _fast(method, sft_steps=1) if method == "sft_grpo" else _fast(method)
+    status = train(cfg, tmp_path / method, progress=False)
     run = tmp_path / method
     assert status["state"] == "finished" and status["step"] == 2
     config = yaml.safe_load((run / "config.yaml").read_text())
@@ -40,10 +41,10 @@ def test_every_method_writes_a_valid_run_directory(method, tmp_path):
     assert set(runs.load_token_shifts(run)["step"]) == {0, 1, 2}
     assert [p.name for p in runs.list_checkpoints(run)] == ["step-000002"]
     instances = runs.load_instances(run)
-    if method == "sft":
-        assert instances.empty and (metrics["phase"] == "sft").all()
-    else:
-        assert len(instances) == 2 * 3
+    rl_steps = {"sft": 0, "sft_grpo": 1}.get(method, 2)
+    assert list(metrics["phase"]) == ["sft"] * (2 - rl_steps) + ["rl"] * rl_steps
+    assert len(instances) == rl_steps * 3
+    if rl_steps:
         assert instances["weight"].between(0, 0.8 + 1e-6).all()
 
 
@@ -131,3 +132,10 @@ def test_run_resolution_stays_inside_the_root(tmp_path):
     with pytest.raises(runs.RunError, match="does not exist"):
         runs.list_runs(tmp_path / "nope")
     assert json.loads(json.dumps(runs.list_runs(tmp_path / "root").to_dict("records"))) == []
+
+
+@pytest.mark.parametrize("method", ["sgpo", "luffy"])
+def test_convex_objective_and_options_run(method, tmp_path):
+    cfg = _fast(method, objective="convex", kl_clip="scale", weight="linear", top_k=4, target="all")
+    assert train(cfg, tmp_path / method, progress=False)["state"] == "finished"
+    assert runs.load_metrics(tmp_path / method)["loss"].notna().all()

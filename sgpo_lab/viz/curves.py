@@ -13,8 +13,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from sgpo_lab.viz.stats import ema, t_quantile
-from sgpo_lab.viz.style import SPLIT_LABELS, TEMPLATE, empty_figure, method_color, metric_label, rgba
+from sgpo_lab.viz.stats import ema_by, t_quantile
+from sgpo_lab.viz.style import METHOD_COLORS, SPLIT_LABELS, TEMPLATE, empty_figure, method_color, metric_label, rgba
 
 EVAL_METRICS = ("accuracy", "pass_at_k")
 DEFAULT_TRAINING_METRICS = ("loss", "loss_grpo", "loss_distill", "entropy", "clipped_frac", "p_auto")
@@ -34,7 +34,7 @@ def aggregate(frame: pd.DataFrame, value: str, *, x: str = "step", group: str = 
     data[value] = pd.to_numeric(data[value], errors="coerce")
     data = data.sort_values([group, unit, x])
     if smooth:
-        data[value] = data.groupby([group, unit], sort=False)[value].transform(lambda s: ema(s.to_numpy(), smooth))
+        data[value] = ema_by(data[value], zip(data[group], data[unit]), smooth)
     # Vectorised mean_ci: mean ± t_{(1+level)/2, n-1} * s / sqrt(n) per (group, x); no band for n < 2.
     stats = data.groupby([group, x], sort=True)[value].agg(["mean", "std", "count"]).reset_index()
     stats = stats[stats["count"] > 0]
@@ -44,45 +44,57 @@ def aggregate(frame: pd.DataFrame, value: str, *, x: str = "step", group: str = 
                          "hi": stats["mean"] + half, "n": stats["count"]}).reset_index(drop=True)
 
 
-def _add_method(fig: go.Figure, agg: pd.DataFrame, raw: pd.DataFrame | None, method: str, value: str, *,
-                row: int, col: int, show_legend: bool, level: float, percent: bool) -> None:
+def _method_traces(agg: pd.DataFrame, raw: pd.DataFrame | None, method: str, value: str, *, show_legend: bool,
+                   level: float, percent: bool) -> list[go.Scatter]:
+    """One method's traces in one panel: its confidence band, each run (optional) and the mean."""
     color = method_color(method)
     fmt = ".1%" if percent else ".3f"
+    traces = []
     part = agg[agg["method"] == method]
     band = part.dropna(subset=["lo", "hi"])
     if len(band):
-        fig.add_trace(go.Scatter(x=np.r_[band["step"], band["step"][::-1]], y=np.r_[band["hi"], band["lo"][::-1]],
+        traces.append(go.Scatter(x=np.r_[band["step"], band["step"][::-1]], y=np.r_[band["hi"], band["lo"][::-1]],
                                  mode="lines", fill="toself", fillcolor=rgba(color, 0.18), line={"width": 0},
-                                 hoverinfo="skip",
-                                 legendgroup=method, showlegend=False, name=f"{method} {level:.0%} band"),
-                      row=row, col=col)
+                                 hoverinfo="skip", legendgroup=method, showlegend=False,
+                                 name=f"{method} {level:.0%} band"))
     if raw is not None:
         for run, seed_part in raw[raw["method"] == method].groupby("run"):
-            fig.add_trace(go.Scatter(x=seed_part["step"], y=seed_part[value], mode="lines",
+            traces.append(go.Scatter(x=seed_part["step"], y=seed_part[value], mode="lines",
                                      line={"color": rgba(color, 0.45), "width": 1}, legendgroup=method,
                                      showlegend=False, name=str(run),
-                                     hovertemplate=f"{run}<br>step %{{x}}: %{{y:{fmt}}}<extra></extra>"),
-                          row=row, col=col)
+                                     hovertemplate=f"{run}<br>step %{{x}}: %{{y:{fmt}}}<extra></extra>"))
     half = (part["hi"] - part["mean"]).to_numpy()
-    fig.add_trace(go.Scatter(
+    traces.append(go.Scatter(
         x=part["step"], y=part["mean"], mode="lines+markers", name=method, legendgroup=method,
         showlegend=show_legend, line={"color": color, "width": 2.5 if method == "sgpo" else 2}, marker={"size": 5},
         customdata=np.stack([half, part["n"].to_numpy()], axis=-1),
         hovertemplate=f"{method}<br>step %{{x}}: %{{y:{fmt}}} ± %{{customdata[0]:{fmt}}} "
-                      "(%{customdata[1]} runs)<extra></extra>"), row=row, col=col)
+                      "(%{customdata[1]} runs)<extra></extra>"))
+    return traces
+
+
+def _add_all(fig: go.Figure, placed: list[tuple[go.Scatter, int, int]]) -> None:
+    """Add every (trace, row, col) in one call: far cheaper than one ``add_trace`` per trace."""
+    if placed:
+        traces, rows, cols = zip(*placed)
+        fig.add_traces(list(traces), rows=list(rows), cols=list(cols))
 
 
 def _smoothed(frame: pd.DataFrame, value: str, smooth: float) -> pd.DataFrame:
     raw = frame.sort_values(["run", "step"]).copy()
     raw[value] = pd.to_numeric(raw[value], errors="coerce")
     if smooth:
-        raw[value] = raw.groupby("run", sort=False)[value].transform(lambda s: ema(s.to_numpy(), smooth))
+        raw[value] = ema_by(raw[value], raw["run"], smooth)
     return raw
 
 
 def _methods(frame: pd.DataFrame, methods) -> list[str]:
+    """The methods to draw: as given, else those present with SGPO first and the baselines after (legend order)."""
     present = list(dict.fromkeys(frame["method"].astype(str)))
-    return [m for m in (methods or present) if m in present]
+    if methods is None:
+        order = {m: i for i, m in enumerate(METHOD_COLORS)}
+        methods = sorted(present, key=lambda m: order.get(m, len(order)))
+    return [m for m in methods if m in present]
 
 
 def accuracy_figure(evals: pd.DataFrame, metric: str = "accuracy", *, families=("all",), splits=("id", "ood"),
@@ -108,22 +120,25 @@ def accuracy_figure(evals: pd.DataFrame, metric: str = "accuracy", *, families=(
     if not families or not splits:
         return empty_figure("choose at least one family and one split")
     methods = _methods(evals, methods)
-    k = int(evals["k"].dropna().iloc[0]) if metric == "pass_at_k" and "k" in evals and evals["k"].notna().any() else None
+    has_k = metric == "pass_at_k" and "k" in evals.columns and evals["k"].notna().any()
+    k = int(evals["k"].dropna().iloc[0]) if has_k else None
     label = f"pass@{k}" if k else metric_label(metric)
     titles = [f"{SPLIT_LABELS.get(s, s)} · {'average of families' if f == 'all' else f}" for f in families
               for s in splits]
     fig = make_subplots(rows=len(families), cols=len(splits), shared_xaxes=True, shared_yaxes=True,
                         subplot_titles=titles, vertical_spacing=0.12 / max(1, len(families) - 1) + 0.04,
                         horizontal_spacing=0.05)
-    first = True
+    first, placed = True, []
     for r, family in enumerate(families, 1):
         for c, split in enumerate(splits, 1):
             part = evals[(evals["family"] == family) & (evals["split"] == split) & evals["method"].isin(methods)]
             agg = aggregate(part, metric, smooth=smooth, level=level)
             raw = _smoothed(part, metric, smooth) if show_seeds else None
             for m in methods:
-                _add_method(fig, agg, raw, m, metric, row=r, col=c, show_legend=first, level=level, percent=True)
+                placed += [(t, r, c) for t in _method_traces(agg, raw, m, metric, show_legend=first, level=level,
+                                                             percent=True)]
             first = False
+    _add_all(fig, placed)
     fig.update_yaxes(range=[-0.02, 1.02], tickformat=".0%")
     fig.update_yaxes(title_text=label, col=1)
     fig.update_xaxes(title_text="training step", row=len(families))
@@ -150,13 +165,17 @@ def metrics_figure(metrics: pd.DataFrame, columns=DEFAULT_TRAINING_METRICS, *, s
     fig = make_subplots(rows=rows, cols=min(cols, len(columns)), subplot_titles=[metric_label(c) for c in columns],
                         shared_xaxes=True, vertical_spacing=0.12 / max(1, rows - 1) + 0.03, horizontal_spacing=0.08)
     part = metrics[metrics["method"].isin(methods)]
+    placed = []
     for i, col in enumerate(columns):
         r, c = i // cols + 1, i % cols + 1
         agg = aggregate(part, col, smooth=smooth, level=level)
         raw = _smoothed(part, col, smooth) if show_seeds else None
         for m in methods:
-            _add_method(fig, agg, raw, m, col, row=r, col=c, show_legend=i == 0, level=level, percent=False)
+            placed += [(t, r, c) for t in _method_traces(agg, raw, m, col, show_legend=i == 0, level=level,
+                                                         percent=False)]
+    _add_all(fig, placed)
     fig.update_xaxes(title_text="training step", row=rows)
-    fig.update_layout(template=TEMPLATE, title=title, height=80 + 230 * rows, margin={"l": 60, "r": 10, "t": 60, "b": 40},
-                      legend={"title": {"text": "method"}}, hovermode="closest")
+    fig.update_layout(template=TEMPLATE, title=title, height=80 + 230 * rows,
+                      margin={"l": 60, "r": 10, "t": 60, "b": 40}, legend={"title": {"text": "method"}},
+                      hovermode="closest")
     return fig

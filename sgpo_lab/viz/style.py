@@ -10,9 +10,8 @@ import plotly.colors as pc
 MONO = "Menlo, Consolas, 'DejaVu Sans Mono', 'Liberation Mono', monospace"
 TEMPLATE = "plotly_white"
 
-# SGPO in strong red, its ablations in warm tones, the baselines in cool ones.
+# SGPO in strong red, its ablations in warm tones, the baselines in cool ones; legends follow this order.
 METHOD_COLORS: dict[str, str] = {
-    "base": "#7f7f7f",
     "sgpo": "#d62728",
     "grpo": "#1f77b4",
     "sft": "#8c564b",
@@ -26,6 +25,7 @@ METHOD_COLORS: dict[str, str] = {
     "sgpo_no_constraints": "#fdae61",
     "sgpo_no_grpo": "#ff9896",
     "sgpo_no_distill": "#17becf",
+    "base": "#7f7f7f",
 }
 FAMILY_COLORS: dict[str, str] = {"sum": "#1f77b4", "count": "#ff7f0e", "equation": "#2ca02c", "mul": "#9467bd",
                                  "all": "#333333"}

@@ -176,7 +176,8 @@ def token_shift_figure(table: pd.DataFrame, value: str = "kl", *, vmax: float | 
         margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
         xaxis={"visible": False, "range": [-0.5, wrap + 0.5], "fixedrange": True},
         yaxis={"visible": False, "range": [-(n_lines - 1) - 0.6, 0.6], "fixedrange": True},
-        hoverlabel={"font": {"family": MONO, "size": 12}, "align": "left"},
+        hoverlabel={"font": {"family": MONO, "size": 12, "color": "#222"}, "align": "left", "bgcolor": "white",
+                    "bordercolor": "#999"},
         meta={"value": value, "vmax": vmax, "n_tokens": len(tokens)},
     )
     return fig
