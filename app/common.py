@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import streamlit as st
@@ -95,6 +95,17 @@ def runs_table(root: str | None = None, *, quiet: bool = False) -> pd.DataFrame 
     return table
 
 
+def manifest(root: str | None = None) -> dict[str, dict]:
+    """``<root>/MANIFEST.json`` (written by scripts/make_demo_runs.py: the command that made each run), or {}."""
+    import json
+
+    try:
+        body = json.loads((Path(root or runs_root()).expanduser() / "MANIFEST.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 def run_path(name: str, root: str | None = None) -> Path:
     """The run directory of ``name``, refusing names that leave the runs root (``..``, links out)."""
     return R.resolve_run(root or runs_root(), name)
@@ -116,15 +127,44 @@ def load(kind: str, path: str | Path) -> pd.DataFrame:
     return _load(kind, str(path), R.run_stamp(path))
 
 
+def run_keys(table: pd.DataFrame, names: list[str]) -> tuple:
+    """``(name, method, seed, path, stamp)`` of each chosen run: everything a multi-run view depends on."""
+    rows = table.set_index("name")
+    keys = []
+    for name in names:
+        path = run_path(name)
+        keys.append((name, str(rows.loc[name, "method"]), rows.loc[name, "seed"], str(path), R.run_stamp(path)))
+    return tuple(keys)
+
+
+def collect_keys(kind: str, keys: tuple) -> pd.DataFrame:
+    """One table of several runs (``run_keys``) with ``run``, ``method``, ``seed`` columns, cached per run."""
+    frames = [_load(kind, path, stamp).assign(run=name, method=method, seed=seed)
+              for name, method, seed, path, stamp in keys]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def collect(kind: str, table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """One table of several runs with ``run``, ``method``, ``seed`` columns (as ``runs.collect_*``), cached per run."""
-    frames = []
-    rows = table.set_index("name")
-    for name in names:
-        frame = load(kind, run_path(name))
-        if not frame.empty:
-            frames.append(frame.assign(run=name, method=rows.loc[name, "method"], seed=rows.loc[name, "seed"]))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return collect_keys(kind, run_keys(table, names))
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def run_figure(builder: str, kind: str, keys: tuple, *args, **kwargs):
+    """``sgpo_lab.viz.<builder>(collect_keys(kind, keys), *args, **kwargs)``, built once per runs' files and settings.
+
+    A resource, not a copy: ``st.plotly_chart`` only reads the figure. A live run's fragment redraws every few
+    seconds; unless the writer wrote, that costs no rebuild (the figure is most of a rerun's CPU).
+    """
+    from sgpo_lab import viz
+
+    return getattr(viz, builder)(collect_keys(kind, keys), *args, **kwargs)
+
+
+def is_empty(fig) -> bool:
+    """A builder's blank 'nothing to show' figure (``viz.empty_figure``)."""
+    return bool(fig.layout.meta and fig.layout.meta.get("empty"))
 
 
 def run_config(name: str) -> dict:
@@ -134,10 +174,14 @@ def run_config(name: str) -> dict:
 # ------------------------------------------------------------------------------------- run pickers
 
 
+MAIN_METHODS = ("sgpo", "grpo", "sft", "sft_grpo", "luffy")  # the paper's main table; ablations are opt-in
+
+
 def default_runs(table: pd.DataFrame, limit: int = 30) -> list[str]:
-    """Runs shown by default: the finished and running ones (all if none is)."""
-    ok = table[table["state"].isin(["finished", "running"])]["name"].tolist()
-    return (ok or table["name"].tolist())[:limit]
+    """Runs shown by default: the finished and running runs of the main methods (else of any method, else all)."""
+    live = table[table["state"].isin(["finished", "running"])]
+    main = live[live["method"].isin(MAIN_METHODS)]["name"].tolist()
+    return (main or live["name"].tolist() or table["name"].tolist())[:limit]
 
 
 def pick_run(table: pd.DataFrame, key: str, *, label: str = "Run", prefer: str = "sgpo",
@@ -170,7 +214,7 @@ def shipped_sizes() -> list[str]:
     return [s for s in SIZES if (BASE_MODELS / s / "config.json").exists()]
 
 
-def _model_stamp(spec: str) -> tuple:
+def model_stamp(spec: str) -> tuple:
     """Changes when the model files behind ``spec`` change, so a rewritten directory is reloaded."""
     from sgpo_lab.models import ModelLoadError, resolve_model_dir
 
@@ -181,13 +225,32 @@ def _model_stamp(spec: str) -> tuple:
         return ()
 
 
+SINGLE_THREAD_PARAMS = 50_000_000
+
+
+def inference_threads(model) -> int:
+    """Run the lab's small models on one thread, and return the thread count.
+
+    Their matrices are too small to split: on a 2-core CPU shared with other work, a 100-token shift
+    analysis on ``small`` took 26 ms on one thread and 650 ms on two (the threads wait on each other).
+    Process-wide (torch has one pool); larger models keep torch's default.
+    """
+    import torch
+
+    if sum(p.numel() for p in model.parameters()) < SINGLE_THREAD_PARAMS:
+        torch.set_num_threads(1)
+    return torch.get_num_threads()
+
+
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def _load_model(spec: str, stamp: tuple):
     from sgpo_lab.models import load_model
 
-    return load_model(spec)
+    model, tokenizer = load_model(spec)
+    inference_threads(model)
+    return model, tokenizer
 
 
 def load_model(spec: str):
     """``(model, tokenizer)`` for a spec, cached; raises ``ModelLoadError`` (one line) when it cannot load."""
-    return _load_model(spec, _model_stamp(spec))
+    return _load_model(spec, model_stamp(spec))

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-
 from test_viz import PROBE, write_synthetic_runs
+
+from sgpo_lab.runs import RunWriter
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app" / "main.py")
@@ -72,6 +74,7 @@ def texts(elements) -> str:
 def test_runs_page_curves_react_to_widgets(root):
     at = ok(app(root))
     assert "broken/sgpo-corrupt" in texts(at.warning)  # its status.json is truncated: said, not raised
+    assert "made by" not in at.table[0].value.columns  # no MANIFEST.json here (see the next test)
     acc = charts(at)[0]
     assert {t["name"] for t in acc["data"] if t.get("showlegend")} == {"sgpo", "grpo", "sft", "sft_grpo", "luffy"}
     assert len(acc["layout"]["annotations"]) == 2  # ID and OOD panels of the family average
@@ -79,9 +82,9 @@ def test_runs_page_curves_react_to_widgets(root):
     assert charts(at)[0]["layout"]["yaxis"]["title"]["text"] == "pass@4"
     ok(at.multiselect(key="runs_families").set_value(["all", "sum", "mul"]).run())
     assert len(charts(at)[0]["layout"]["annotations"]) == 6
-    before = [t["y"] for t in charts(at)[0]["data"] if t["name"] == "sgpo"][0]
+    before = next(t["y"] for t in charts(at)[0]["data"] if t["name"] == "sgpo")
     ok(at.slider(key="runs_smooth").set_value(0.8).run())
-    after = [t["y"] for t in charts(at)[0]["data"] if t["name"] == "sgpo"][0]
+    after = next(t["y"] for t in charts(at)[0]["data"] if t["name"] == "sgpo")
     assert before != after
     ok(at.multiselect(key="runs_metrics").set_value(["entropy"]).run())
     assert [a["text"] for a in charts(at)[1]["layout"]["annotations"]] == ["policy entropy (nats)"]
@@ -91,6 +94,16 @@ def test_runs_page_curves_react_to_widgets(root):
     assert "Choose at least one run" in texts(at.info) and not at.get("plotly_chart")
 
 
+def test_runs_page_lists_the_command_that_made_each_run(root, tmp_path):
+    shutil.copytree(root / "sgpo-s0", tmp_path / "sgpo-s0")
+    command = "sgpo-lab train --method sgpo --seed 0 --steps 20 --out demo_runs/sgpo-s0"
+    (tmp_path / "MANIFEST.json").write_text(json.dumps({"sgpo-s0": {"command": command}}))
+    table = ok(app(tmp_path)).table[0].value
+    assert table.loc["sgpo-s0", "made by"] == command
+    (tmp_path / "MANIFEST.json").write_text("{broken")
+    assert "made by" not in ok(app(tmp_path)).table[0].value.columns
+
+
 def test_runs_page_shows_a_live_run_and_a_corrupt_one(root):
     at = app(root)
     ok(at.multiselect(key="runs_sel").set_value(["live/sgpo-live", "broken/sgpo-corrupt"]).run())
@@ -98,6 +111,12 @@ def test_runs_page_shows_a_live_run_and_a_corrupt_one(root):
     assert [p.proto.value for p in at.get("progress")] == [60]  # step 12 of 20
     assert "step 12/20" in at.get("progress")[0].proto.text
     assert charts(at)  # the corrupt run's garbage eval.jsonl is skipped; the live run's rows are drawn
+    writer = RunWriter(root / "live" / "sgpo-live")  # the trainer writes on: the next (fragment) rerun shows it
+    writer.append("metrics.jsonl", {"step": 13, "loss": 0.123, "p_auto": 0.5})
+    writer.status("running", step=15, total=20)
+    ok(at.run())
+    assert [p.proto.value for p in at.get("progress")] == [75]
+    assert at.metric[0].value == "0.123"
 
 
 @pytest.mark.parametrize("page", [None, "explore", "weights", "absorption", "compare", "train"])
@@ -128,6 +147,7 @@ def test_default_root_is_demo_runs_or_the_env_var(root, monkeypatch):
 
 def test_run_names_cannot_leave_the_root(root, tmp_path):
     import common
+
     from sgpo_lab.runs import RunError, list_runs
 
     outside = tmp_path / "outside"
@@ -157,6 +177,8 @@ def test_weights_page(root):
     assert set(charts(at)[0]["data"][0]["x"]) <= set(range(5, 11))
     ok(at.selectbox(key="weights_run").set_value("grpo-s0").run())
     assert "recorded no per-problem weights" in texts(at.info) and not at.get("plotly_chart")
+    ok(at.selectbox(key="weights_run").set_value("broken/sgpo-corrupt").run())  # corrupt status and config
+    assert len(charts(at)) == 3  # its instances are intact: shown
 
 
 # --------------------------------------------------------------------------------------- Absorption
@@ -186,6 +208,29 @@ def test_absorption_page_step_slider_and_views(root):
     assert at.select_slider(key="abs_step").options == ["0", "10"]
 
 
+def test_a_foreign_table_and_an_unexpected_error_are_one_line(root, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from sgpo_lab import viz
+
+    shutil.copytree(root / "sgpo-s0", tmp_path / "sgpo-s0")
+    for part in (tmp_path / "sgpo-s0" / "token_shifts").glob("part-*.parquet"):
+        pd.DataFrame({"something": ["else"]}).to_parquet(part)  # readable, but not a token_shifts table
+    at = ok(app(tmp_path, "absorption"))
+    assert "token_shifts table lacks the columns kl, logp_change" in texts(at.error)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in a figure builder\nwith a second line")
+
+    monkeypatch.setattr(viz, "weight_heatmap_figure", broken)  # the page imports it from sgpo_lab.viz each run
+    at.switch_page("pages/weights.py").run()
+    assert not at.exception
+    assert texts(at.error).count(GUARD) == 1 and "RuntimeError: a bug in a figure builder" in texts(at.error)
+    assert "second line" not in texts(at.error)  # one line, no traceback
+    monkeypatch.undo()
+    assert len(charts(ok(at.run()))) == 3  # and the page works again
+
+
 # ------------------------------------------------------------------------------------------ Compare
 
 
@@ -196,6 +241,8 @@ def test_compare_page(root):
     assert sgpo["seeds"] == 2 and "±" in sgpo["lab"] and sgpo["paper_1.5B"] == "29.9"
     ok(at.radio(key="cmp_split").set_value("ood").run())
     assert at.dataframe[0].value.loc[table["paper"] == "SGPO", "lab"].iloc[0] != sgpo["lab"]
+    ok(at.multiselect(key="cmp_runs").set_value(["sgpo-s0", "broken/sgpo-corrupt"]).run())  # garbage eval.jsonl
+    assert at.dataframe[0].value.set_index("method").loc["sgpo", "seeds"] == 1
     ok(at.multiselect(key="cmp_runs").set_value([]).run())
     assert "paper's numbers alone" in texts(at.info) and at.dataframe[0].value["seeds"].sum() == 0
 
@@ -310,3 +357,7 @@ def test_train_page_validates_then_launches_and_watches(tmp_path, tiny):
     assert [p.proto.value for p in at.get("progress")] == [100] and "finished" in at.get("progress")[0].proto.text
     assert charts(at)  # the run's metrics, read from its directory
     assert sorted(os.listdir(runs)) == [".train-logs", "t1"]  # the run and its log, under the chosen root
+    at.button(key="train_open").click()
+    ok(at.run())
+    assert at.title[0].value == "Runs" and at.session_state["runs_root"] == str(runs)
+    assert "t1" in at.multiselect(key="runs_sel").value and charts(at)

@@ -21,7 +21,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-
 from test_viz import write_synthetic_runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +31,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 PAGE_TIMEOUT_MS = 45_000  # a page's first run imports torch on a shared CPU; most take a second or two
 # url path -> (screenshot name, charts the page must show at least, a text shown once the page is complete)
 PAGES = {"": ("runs", 2, "Training metrics"), "weights": ("weights", 3, "Weight against p_auto"),
-         "absorption": ("absorption", 3, "Probe problem"), "compare": ("compare", 1, "gain over base"),
+         "absorption": ("absorption", 3, "Probe problem"), "compare": ("compare", 1, "Absolute numbers are not"),
          "train": ("train", 0, "Launch"), "explore": ("explore", 1, "Completion to analyse")}
 
 
@@ -73,7 +72,7 @@ def _data(tmp_path: Path) -> tuple[Path, str]:
         root = REPO / "demo_runs" if not list_runs(REPO / "demo_runs").empty else None
     except RunError:
         root = None
-    root = root or write_synthetic_runs(tmp_path / "runs", seeds=(0, 1), corrupt=False, live=False)
+    root = root or write_synthetic_runs(tmp_path / "runs", corrupt=False, live=False)
     shipped = [s for s in ("small", "tiny") if (BASE_MODELS / s / "config.json").exists()]
     if shipped:
         return root, shipped[0]
@@ -174,11 +173,38 @@ def test_every_page_renders_offline_with_coloured_tokens(server):
                     fills = _token_fills(page)
                     assert len(fills) >= 5, f"no token boxes on {name}"
                     assert len(set(fills)) >= 2, f"token boxes on {name} are not coloured by value: {set(fills)}"
+                if name == "explore":
+                    assert "p(token | with strategy)" in _hover_strongest_token(page, SHOTS / "explore-hover.png")
                 _screenshot(page, SHOTS / f"{name}.png")
             print("seconds per page:", timings)
         finally:
             context.close()
     assert not outside, f"requests left localhost: {outside[:5]}"
+
+
+def _hover_strongest_token(page, shot: Path) -> str:
+    """Hover the darkest token box (the largest shift) of the token view; the hover label's text (and a screenshot)."""
+    boxes = page.locator(".js-plotly-plot .shapelayer path")
+    darkest = page.eval_on_selector_all(".js-plotly-plot .shapelayer path", """els => {
+        const sums = els.map(e => getComputedStyle(e).fill.match(/\\d+/g).slice(0, 3).reduce((a, b) => a + +b, 0));
+        return sums.indexOf(Math.min(...sums)); }""")
+    label = page.locator(".hoverlayer .hovertext").first
+    for attempt in range(10):  # plotly hovers on mousemove; a re-render in between needs another move
+        box = boxes.nth(darkest)
+        box.scroll_into_view_if_needed()
+        bounds = box.bounding_box()
+        page.mouse.move(5, 5)
+        page.mouse.move(bounds["x"] + bounds["width"] / 2, bounds["y"] + bounds["height"] / 2 + (attempt % 3) - 1,
+                        steps=4)
+        try:
+            label.wait_for(timeout=1500)
+            break
+        except Exception:  # playwright's TimeoutError: move again
+            continue
+    text = label.text_content()
+    page.locator(".js-plotly-plot").filter(has=page.locator(".shapelayer path")).first.screenshot(path=str(shot))
+    page.mouse.move(5, 5)
+    return text
 
 
 def _drive_explore(page, model: str) -> None:
@@ -190,6 +216,6 @@ def _drive_explore(page, model: str) -> None:
         box.fill(model)
         box.press("Enter")
     else:
-        page.get_by_text("choose a size to load").click()
-        page.get_by_role("option", name=model).click()
+        page.get_by_role("combobox", name="Size").click()
+        page.get_by_role("option", name=model, exact=True).click()
     page.wait_for_selector("text=Token shift")

@@ -15,25 +15,32 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from sgpo_lab.runs import (RunWriter, collect_eval, collect_metrics, collect_token_shifts, list_runs,
-                           load_instances, load_token_shifts, read_config, run_stamp)
-from sgpo_lab.viz import (PAPER_RESULTS, absorption_curve_figure, absorption_heatmap_figure, absorption_slider_figure,
-                          accuracy_figure, aggregate, comparison_figure, comparison_table, display_token, ema,
-                          final_results, mean_ci, metrics_figure, probe_summary, t_quantile, token_layout,
-                          token_shift_figure, weight_curves, weight_distribution_figure, weight_heatmap_figure,
-                          weight_vs_pass_figure)
+from sgpo_lab import viz
+from sgpo_lab.runs import (
+    RunWriter,
+    collect_eval,
+    collect_metrics,
+    collect_token_shifts,
+    list_runs,
+    load_instances,
+    load_token_shifts,
+    read_config,
+    run_stamp,
+)
 
 FAMILIES = ("sum", "count", "equation", "mul")
 # Final ID accuracy each method climbs to (the synthetic world's "truth"), and how much the probe KL shrinks.
 TARGET = {"sgpo": 0.7, "grpo": 0.45, "sft": 0.3, "sft_grpo": 0.5, "luffy": 0.55}
 ABSORB = {"sgpo": 0.85, "grpo": 0.3, "sft": 0.1, "sft_grpo": 0.3, "luffy": 0.35}
-PROBE = {"sum": ("sum 6 3 5 8", " 6+3=9 9+5=14 14+8=22 #22"), "count": ("count over 4 in 3 8 1 9", " 3:0 8:1 1:1 9:2 #2"),
-         "equation": ("3x+5=17", " 17-5=12 12/3=4 #4"), "mul": ("23*4", " 20*4=80 3*4=12 80+12=92 #92")}
+PROBE = {"sum": ("sum 6 3 5 8", " 6+3=9 9+5=14 14+8=22 #22"),
+         "count": ("count over 4 in 3 8 1 9", " 3:0 8:1 1:1 9:2 #2"),
+         "equation": ("3x+5=17", " 17-5=12 12/3=4 #4"),
+         "mul": ("23*4", " 20*4=80 3*4=12 80+12=92 #92")}
 
 
 def _shift_rows(step: int, total: int, method: str, rng: random.Random) -> list[dict]:
     rows = []
-    fade = 1 - ABSORB[method] * step / total
+    fade = 1 - ABSORB.get(method, 0.6) * step / total
     for fam, (question, completion) in PROBE.items():
         tokens = list(completion) + ["<eos>"]
         for pos, tok in enumerate(tokens):
@@ -52,7 +59,7 @@ def _shift_rows(step: int, total: int, method: str, rng: random.Random) -> list[
 
 def write_run(out: Path, method: str, seed: int, *, steps: int = 20, upto: int | None = None,
               state: str = "finished") -> Path:
-    """One synthetic run of ``method``: metrics, evals every 5 steps, instances, probe shifts at 0/10/20."""
+    """One synthetic run of ``method``: metrics, evals every steps/4, instances, probe shifts at 0, steps/2, steps."""
     rng = random.Random(f"{method}/{seed}")
     w = RunWriter(out)
     w.write_config({"method": method, "model": "tiny", "steps": steps, "seed": seed, "weight": "pass_gap",
@@ -60,26 +67,27 @@ def write_run(out: Path, method: str, seed: int, *, steps: int = 20, upto: int |
                     "distill": "kl" if method.startswith("sgpo") else "none"})
     upto = steps if upto is None else upto
     base = 0.1 + 0.02 * rng.random()
+    target = TARGET.get(method, 0.55)
     for step in range(0, upto + 1):
         frac = step / steps
-        if step % 5 == 0:
+        if step % max(1, steps // 4) == 0:
             rows = []
             for split, drop in (("id", 1.0), ("ood", 0.6)):
                 accs = []
                 for fam in FAMILIES:
-                    acc = min(1.0, max(0.0, base + (TARGET[method] - base) * frac * drop + rng.gauss(0, 0.03)))
+                    acc = min(1.0, max(0.0, base + (target - base) * frac * drop + rng.gauss(0, 0.03)))
                     accs.append(acc)
                     rows.append({"step": step, "family": fam, "split": split, "accuracy": acc,
                                  "pass_at_k": min(1.0, acc + 0.15), "k": 4, "n_problems": 4})
                 rows.append({"step": step, "family": "all", "split": split, "accuracy": sum(accs) / 4,
                              "pass_at_k": min(1.0, sum(accs) / 4 + 0.15), "k": 4, "n_problems": 16})
             w.append("eval.jsonl", rows)
-        if step in (0, 10, 20) and step <= upto:
+        if step in (0, steps // 2, steps):
             w.table_part("token_shifts", step, _shift_rows(step, steps, method, rng))
         if step == 0:
             continue
-        sft = method == "sft" or (method == "sft_grpo" and step <= 5)
-        p_auto = None if sft else min(1.0, 0.1 + 0.6 * frac * TARGET[method] + 0.05 * rng.random())
+        sft = method == "sft" or (method == "sft_grpo" and step <= steps // 4)
+        p_auto = None if sft else min(1.0, 0.1 + 0.6 * frac * target + 0.05 * rng.random())
         inst = []
         if method.startswith("sgpo"):
             for i in range(4):
@@ -108,12 +116,14 @@ def write_run(out: Path, method: str, seed: int, *, steps: int = 20, upto: int |
 
 
 def write_synthetic_runs(root: Path, methods=("sgpo", "grpo", "sft", "sft_grpo", "luffy"), seeds=(0, 1, 2), *,
-                         live: bool = True, corrupt: bool = True) -> Path:
+                         live: bool = True, corrupt: bool = True, steps: int = 20, ablations=()) -> Path:
     """A runs root like the shipped demo: ``<method>-s<seed>`` runs, plus a live run and a corrupt one."""
     root = Path(root)
     for method in methods:
         for seed in seeds:
-            write_run(root / f"{method}-s{seed}", method, seed)
+            write_run(root / f"{method}-s{seed}", method, seed, steps=steps)
+    for method in ablations:
+        write_run(root / f"{method}-s0", method, 0, steps=steps)
     if live:
         write_run(root / "live" / "sgpo-live", "sgpo", 7, upto=12, state="running")
     if corrupt:
@@ -145,22 +155,24 @@ def evals(runs_root):
 
 def test_t_quantile_matches_tables():
     for df, value in {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 9: 2.262, 29: 2.045}.items():
-        assert t_quantile(0.975, df) == pytest.approx(value, rel=2e-3)
-    assert t_quantile(0.5, 5) == pytest.approx(0.0, abs=1e-12)
+        assert viz.t_quantile(0.975, df) == pytest.approx(value, rel=2e-3)
+    assert viz.t_quantile(0.5, 5) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_mean_ci_by_hand():
-    mean, half, n = mean_ci([1.0, 2.0, 3.0])  # s = 1, t_{0.975, 2} = 4.303
+    mean, half, n = viz.mean_ci([1.0, 2.0, 3.0])  # s = 1, t_{0.975, 2} = 4.303
     assert (mean, n) == (2.0, 3)
     assert half == pytest.approx(4.303 / math.sqrt(3), rel=1e-3)
-    assert math.isnan(mean_ci([0.4])[1]) and mean_ci([None, float("nan")])[2] == 0
+    assert math.isnan(viz.mean_ci([0.4])[1]) and viz.mean_ci([None, float("nan")])[2] == 0
 
 
 def test_ema_debiased_and_skips_nan():
-    assert ema([1.0, 1.0, 1.0], 0.9).tolist() == pytest.approx([1.0, 1.0, 1.0])  # no pull towards 0
-    out = ema([0.0, np.nan, 1.0], 0.5)
+    assert viz.ema([1.0, 1.0, 1.0], 0.9).tolist() == pytest.approx([1.0, 1.0, 1.0])  # no pull towards 0
+    out = viz.ema([0.0, np.nan, 1.0], 0.5)
     assert np.isnan(out[1]) and out[2] == pytest.approx((0.5 * 0.5 * 0 + 0.5 * 1.0) / 0.75)
-    assert ema([1.0, 2.0], 0).tolist() == [1.0, 2.0]
+    assert viz.ema([1.0, 2.0], 0).tolist() == [1.0, 2.0]
+    grouped = viz.ema_by([0.0, 1.0, 5.0, 7.0], ["a", "a", "b", "b"], 0.5)  # restarts at each new key
+    assert grouped.tolist() == pytest.approx([*viz.ema([0.0, 1.0], 0.5), *viz.ema([5.0, 7.0], 0.5)])
 
 
 # ------------------------------------------------------------------------------------- token view
@@ -175,14 +187,14 @@ def _table(tokens, kl, logp=None):
 
 
 def test_token_layout_wraps_and_breaks_lines():
-    boxes = token_layout(["ab", "c", "\n", "d", "efg", "h"], wrap=4)
+    boxes = viz.token_layout(["ab", "c", "\n", "d", "efg", "h"], wrap=4)
     assert [b[0] for b in boxes] == [0, 0, 0, 1, 1, 2]  # "\n" ends line 0; "h" does not fit after "defg"
     assert boxes[0][1:] == (0.0, 2.0) and boxes[4][1:] == (1.0, 4.0) and boxes[5][1:] == (0.0, 1.0)
-    assert display_token(" ") == "␣" and display_token("\n") == "↵" and display_token("") == "∅"
+    assert viz.display_token(" ") == "␣" and viz.display_token("\n") == "↵" and viz.display_token("") == "∅"
 
 
 def test_token_figure_colours_follow_the_value():
-    fig = token_shift_figure(_table(list("ab c"), [0.0, 2.0, 1.0, 0.0]), "kl")
+    fig = viz.token_shift_figure(_table(list("ab c"), [0.0, 2.0, 1.0, 0.0]), "kl")
     fills = [s.fillcolor for s in fig.layout.shapes]
     assert len(fills) == 4 and fills[0] == fills[3] != fills[1]
     # sequential from white: zero KL is the lightest, the largest the darkest
@@ -195,14 +207,14 @@ def test_token_figure_colours_follow_the_value():
 
 
 def test_token_figure_diverging_range_is_symmetric_and_user_set():
-    fig = token_shift_figure(_table(list("abc"), [0, 0, 0], [-1.0, 0.0, 0.5]), "logp_change", vmax=0.5)
+    fig = viz.token_shift_figure(_table(list("abc"), [0, 0, 0], [-1.0, 0.0, 0.5]), "logp_change", vmax=0.5)
     assert (fig.data[0].marker.cmin, fig.data[0].marker.cmax) == (-0.5, 0.5)
     fills = [s.fillcolor for s in fig.layout.shapes]
     red, mid, blue = (tuple(map(int, f[4:-1].split(","))) for f in fills)
     assert red[0] > red[2] and blue[2] > blue[0]  # RdBu: negative red, positive blue
     assert mid[0] > 200 and mid[2] > 200  # zero change is near white
     with pytest.raises(ValueError, match="unknown value"):
-        token_shift_figure(_table(["a"], [0.1]), "entropy")
+        viz.token_shift_figure(_table(["a"], [0.1]), "entropy")
 
 
 def test_token_figure_on_a_real_shift_table(tmp_path):
@@ -213,7 +225,7 @@ def test_token_figure_on_a_real_shift_table(tmp_path):
     tok = build_char_tokenizer()
     model = build_model("tiny", tok).eval()
     table = token_shifts(model, tok, "sum 3 8 5", "Problem type: list sum\nStrategy: add", " 3+8=11\n11+5=16 #16")
-    fig = token_shift_figure(table, wrap=12)
+    fig = viz.token_shift_figure(table, wrap=12)
     assert len(fig.layout.shapes) == len(table) == len(" 3+8=11\n11+5=16 #16")
     assert fig.layout.shapes[8].y0 < fig.layout.shapes[7].y0  # the token after "\n" starts a new line
     assert isinstance(fig.to_json(), str)  # serialisable (numpy arrays in top-k lists)
@@ -224,10 +236,10 @@ def test_token_figure_on_a_real_shift_table(tmp_path):
 
 def test_absorption_curve_shrinks_for_sgpo(runs_root):
     shifts = load_token_shifts(runs_root / "sgpo-s0")
-    summary = probe_summary(shifts)
+    summary = viz.probe_summary(shifts)
     mean = summary.groupby("step")["kl"].mean()
     assert mean.loc[20] < 0.4 * mean.loc[0]
-    fig = absorption_curve_figure(shifts, step=10)
+    fig = viz.absorption_curve_figure(shifts, step=10)
     assert len(fig.data) == 4 + 1 and fig.data[-1].name == "mean over probes"
     assert list(fig.data[-1].y) == pytest.approx(mean.tolist())
     assert any(s.type == "line" and s.x0 == 10 for s in fig.layout.shapes)
@@ -235,24 +247,24 @@ def test_absorption_curve_shrinks_for_sgpo(runs_root):
 
 def test_absorption_curve_compares_runs(runs_root):
     shifts = collect_token_shifts([runs_root / "sgpo-s0", runs_root / "grpo-s0"])
-    fig = absorption_curve_figure(shifts)
+    fig = viz.absorption_curve_figure(shifts)
     assert [t.name for t in fig.data] == ["sgpo-s0", "grpo-s0"]
     assert fig.data[0].y[-1] < fig.data[1].y[-1]  # sgpo absorbed more than grpo
 
 
 def test_absorption_heatmap_and_slider(runs_root):
     shifts = load_token_shifts(runs_root / "sgpo-s0")
-    heat = absorption_heatmap_figure(shifts, "sum-id-0000")
+    heat = viz.absorption_heatmap_figure(shifts, "sum-id-0000")
     z = np.array(heat.data[0].z)
     assert z.shape == (3, len(PROBE["sum"][1]) + 1) and z[-1].sum() < z[0].sum()
     assert "&lt;eos&gt;" in heat.layout.xaxis.ticktext
-    slider = absorption_slider_figure(shifts, "sum-id-0000")
+    slider = viz.absorption_slider_figure(shifts, "sum-id-0000")
     steps = slider.layout.sliders[0].steps
     assert [s.label for s in steps] == ["0", "10", "20"]
     first, last = steps[0].args[1]["shapes"], steps[-1].args[1]["shapes"]
     assert [s["fillcolor"] for s in first] != [s["fillcolor"] for s in last]
     with pytest.raises(ValueError, match="no probe"):
-        absorption_heatmap_figure(shifts, "nope-id-0000")
+        viz.absorption_heatmap_figure(shifts, "nope-id-0000")
 
 
 # ---------------------------------------------------------------------------------------- weights
@@ -260,20 +272,20 @@ def test_absorption_heatmap_and_slider(runs_root):
 
 def test_weight_figures(runs_root):
     inst = load_instances(runs_root / "sgpo-s0")
-    heat = weight_heatmap_figure(inst)
+    heat = viz.weight_heatmap_figure(inst)
     z = np.array(heat.data[0].z, dtype=float)
     assert z.shape == (inst["problem_id"].nunique(), inst["step"].nunique())
     assert np.isfinite(z).sum() == len(inst.drop_duplicates(["problem_id", "step"]))
     assert np.nanmax(z) == pytest.approx(inst["weight"].max())
-    dist = weight_distribution_figure(inst, max_boxes=5)
+    dist = viz.weight_distribution_figure(inst, max_boxes=5)
     assert len(set(dist.data[0].x)) == 5  # 20 steps pooled into 5 bins
-    scatter = weight_vs_pass_figure(inst, read_config(runs_root / "sgpo-s0"))
+    scatter = viz.weight_vs_pass_figure(inst, read_config(runs_root / "sgpo-s0"))
     assert scatter.data[-1].mode == "markers" and len(scatter.data[-1].y) == len(inst)
     assert sum(t.mode == "lines" for t in scatter.data) == 4  # formula curves for four p_guided levels
 
 
 def test_weight_curves_are_the_trainers_formula():
-    curves = weight_curves({"weight": "pass_gap", "alpha0": 0.5, "gamma": 0.1, "alpha_max": 0.8}, (1.0,), n=11)
+    curves = viz.weight_curves({"weight": "pass_gap", "alpha0": 0.5, "gamma": 0.1, "alpha_max": 0.8}, (1.0,), n=11)
     row = curves[np.isclose(curves["p_auto"], 0.5)].iloc[0]
     assert row["weight"] == pytest.approx(min(0.8, 0.5 * 0.5 / 0.6))
     assert curves["weight"].iloc[0] == pytest.approx(0.8) and curves["weight"].iloc[-1] == 0
@@ -285,7 +297,7 @@ def test_weight_curves_are_the_trainers_formula():
 def test_aggregate_mean_and_band_by_hand():
     frame = pd.DataFrame({"method": ["a"] * 6, "run": ["r0", "r1", "r2"] * 2, "step": [1, 1, 1, 2, 2, 2],
                           "v": [0.1, 0.2, 0.3, 0.5, 0.5, 0.5]})
-    agg = aggregate(frame, "v")
+    agg = viz.aggregate(frame, "v")
     first = agg.iloc[0]
     assert first["mean"] == pytest.approx(0.2) and first["n"] == 3
     assert first["hi"] - first["mean"] == pytest.approx(4.303 * 0.1 / math.sqrt(3), rel=1e-3)
@@ -293,7 +305,7 @@ def test_aggregate_mean_and_band_by_hand():
 
 
 def test_accuracy_figure_panels_methods_and_band(evals):
-    fig = accuracy_figure(evals, families=("all", "sum"), splits=("id", "ood"))
+    fig = viz.accuracy_figure(evals, families=("all", "sum"), splits=("id", "ood"))
     assert len(fig.layout.annotations) == 4  # one title per panel
     means = [t for t in fig.data if t.mode == "lines+markers"]
     assert len(means) == 4 * 5 and sorted({t.name for t in means}) == sorted(TARGET)
@@ -303,17 +315,17 @@ def test_accuracy_figure_panels_methods_and_band(evals):
     assert list(sgpo_id.y) == pytest.approx(manual.groupby("step")["accuracy"].mean().tolist())
     bands = [t for t in fig.data if t.fill == "toself"]
     assert len(bands) == 20
-    smoothed = accuracy_figure(evals, smooth=0.8)
+    smoothed = viz.accuracy_figure(evals, smooth=0.8)
     assert list(next(t for t in smoothed.data if t.name == "sgpo").y) != list(sgpo_id.y)
-    seeds = accuracy_figure(evals, families=("all",), splits=("id",), show_seeds=True, methods=["sgpo"])
-    assert sum(t.mode == "lines" for t in seeds.data) == 3
+    seeds = viz.accuracy_figure(evals, families=("all",), splits=("id",), show_seeds=True, methods=["sgpo"])
+    assert sum(t.mode == "lines" and t.fill is None for t in seeds.data) == 3  # one thin line per seed
 
 
 def test_pass_at_k_label_and_metrics_figure(runs_root, evals):
-    fig = accuracy_figure(evals, "pass_at_k", splits=("ood",))
+    fig = viz.accuracy_figure(evals, "pass_at_k", splits=("ood",))
     assert fig.layout.yaxis.title.text == "pass@4"
     metrics = collect_metrics([runs_root / "sft-s0", runs_root / "sgpo-s0"])
-    mfig = metrics_figure(metrics, ["loss", "p_auto", "not_a_metric"])
+    mfig = viz.metrics_figure(metrics, ["loss", "p_auto", "not_a_metric"])
     assert [a.text for a in mfig.layout.annotations][:2] == ["total loss", "p_auto (autonomous pass rate)"]
     sft_p_auto = next(t for t in mfig.data if t.name == "sft" and t.xaxis == "x2")
     assert len(sft_p_auto.x) == 0  # SFT steps have no p_auto: no points, no crash
@@ -321,11 +333,11 @@ def test_pass_at_k_label_and_metrics_figure(runs_root, evals):
 
 def test_empty_inputs_give_a_blank_figure_not_an_error():
     empty = pd.DataFrame()
-    for fig in (accuracy_figure(empty), metrics_figure(empty), weight_heatmap_figure(empty),
-                weight_distribution_figure(empty), weight_vs_pass_figure(empty), absorption_curve_figure(empty),
-                token_shift_figure(pd.DataFrame(columns=["token", "kl"]))):
+    builders = (viz.accuracy_figure, viz.metrics_figure, viz.weight_heatmap_figure, viz.weight_distribution_figure,
+                viz.weight_vs_pass_figure, viz.absorption_curve_figure)
+    for fig in [b(empty) for b in builders] + [viz.token_shift_figure(pd.DataFrame(columns=["token", "kl"]))]:
         assert isinstance(fig, go.Figure) and fig.layout.meta["empty"]
-    paper_only = comparison_figure(comparison_table(empty))  # no lab runs yet: the paper's bars alone
+    paper_only = viz.comparison_figure(viz.comparison_table(empty))  # no lab runs yet: the paper's bars alone
     assert np.isnan(np.array(paper_only.data[0].y, dtype=float)).all()
     assert 6.7 in list(paper_only.data[1].y)
 
@@ -334,7 +346,7 @@ def test_empty_inputs_give_a_blank_figure_not_an_error():
 
 
 def test_final_results_by_hand(evals):
-    res = final_results(evals).set_index("method")
+    res = viz.final_results(evals).set_index("method")
     finals = evals[(evals.method == "sgpo") & (evals.family == "all") & (evals.split == "id") & (evals.step == 20)]
     assert res.loc["sgpo", "mean"] == pytest.approx(finals["accuracy"].mean())
     assert res.loc["sgpo", "n"] == 3 and res.loc["sgpo", "ci"] > 0
@@ -344,15 +356,15 @@ def test_final_results_by_hand(evals):
 
 
 def test_comparison_table_beside_the_paper(evals):
-    table = comparison_table(evals)
+    table = viz.comparison_table(evals)
     assert table["paper"].tolist()[:6] == ["base", "SFT", "SFT+GRPO", "HPT", "LUFFY", "SGPO"]
     sgpo = table[table["method"] == "sgpo"].iloc[0]
     assert sgpo["paper_1.5B"] == 29.9 and sgpo["paper_7B"] == 52.1 and sgpo["paper_1.5B_gain"] == pytest.approx(6.7)
     assert "±" in sgpo["lab"] and sgpo["seeds"] == 3
     assert table[table["paper"] == "HPT"].iloc[0]["lab"] == "—"
     assert "grpo" in table["method"].tolist()  # a lab method without a paper row is still listed
-    assert len(PAPER_RESULTS) == 14 and {r.name for r in PAPER_RESULTS} >= {"reverse KL", "w/o KL clipping"}
-    fig = comparison_figure(table)
+    assert len(viz.PAPER_RESULTS) == 14 and {r.name for r in viz.PAPER_RESULTS} >= {"reverse KL", "w/o KL clipping"}
+    fig = viz.comparison_figure(table)
     assert [t.name for t in fig.data] == ["lab (Strategy World)", "paper, Qwen2.5-1.5B", "paper, Qwen2.5-7B"]
 
 

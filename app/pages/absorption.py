@@ -1,10 +1,12 @@
 """Absorption: the same probe completions across training; does the strategy's shift shrink?"""
 
+import common
 import streamlit as st
 
-import common
 from sgpo_lab.viz import absorption_curve_figure, absorption_heatmap_figure, token_shift_figure
 from sgpo_lab.viz.tokens import VALUE_LABELS, default_vmax
+
+NEEDED = {"step", "problem_id", "position", "token", "kl", "logp_change", "p_guided", "p_unguided"}
 
 
 def main():
@@ -19,6 +21,11 @@ def main():
     if shifts.empty:
         st.info(f"Run `{name}` has no token shifts recorded (probe_every = 0, or its token_shifts files are "
                 "missing or unreadable).")
+        return
+    missing = sorted(NEEDED - set(shifts.columns))
+    if missing:
+        st.error(f"Run `{name}`'s token_shifts table lacks the columns {', '.join(missing)}; "
+                 "it was not written by this version of the lab's trainer.")
         return
     c1, c2 = st.columns([1, 3])
     value = c1.radio("Colour by", ["kl", "logp_change"], format_func=VALUE_LABELS.get, key="abs_value")

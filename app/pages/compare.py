@@ -1,8 +1,8 @@
 """Compare: the lab's final numbers (mean ± CI over seeds) beside the paper's."""
 
+import common
 import streamlit as st
 
-import common
 from sgpo_lab.viz import PAPER_SOURCE, comparison_figure, comparison_table
 from sgpo_lab.world.tasks import FAMILIES
 

@@ -4,10 +4,10 @@ Nothing loads until the user picks a model. Models are cached by spec (``common.
 completions and shift tables are cached by their inputs, so changing only the view re-renders at once.
 """
 
+import common
 import pandas as pd
 import streamlit as st
 
-import common
 from sgpo_lab.models import ModelLoadError
 from sgpo_lab.runs import list_checkpoints
 from sgpo_lab.viz import token_shift_figure
@@ -28,9 +28,12 @@ def world_problem(family: str, split: str, index: int):
 
 
 @st.cache_data(show_spinner="Sampling completions…", max_entries=64)
-def completions(spec: str, question: str, strategy: str, answer: str | None, n: int, seed: int,
+def completions(spec: str, stamp: tuple, question: str, strategy: str, answer: str | None, n: int, seed: int,
                 max_new_tokens: int) -> dict:
-    """Greedy and ``n`` sampled completions with the strategy (guided) and without it (unguided)."""
+    """Greedy and ``n`` sampled completions with the strategy (guided) and without it (unguided).
+
+    ``stamp`` (the model files' ``common.model_stamp``) is only a cache key: a rewritten model is re-sampled.
+    """
     import torch
 
     from sgpo_lab.rollout import sample
@@ -51,7 +54,7 @@ def completions(spec: str, question: str, strategy: str, answer: str | None, n: 
 
 
 @st.cache_data(show_spinner="Scoring the completion under both prompts…", max_entries=128)
-def shift_table(spec: str, question: str, strategy: str, completion: tuple | str) -> pd.DataFrame:
+def shift_table(spec: str, stamp: tuple, question: str, strategy: str, completion: tuple | str) -> pd.DataFrame:
     from sgpo_lab.shifts import token_shifts
 
     model, tok = common.load_model(spec)
@@ -117,7 +120,7 @@ def main():
     st.title("Explore")
     st.caption("How does a strategy card change what the model writes, token by token? Tokens are coloured by "
                "KL(π(·|x, s) ‖ π(·|x)): where they light up, the strategy changes the model's mind, and that is "
-               "where SGPO's distillation gradient p_t − q_t lands.")
+               "where SGPO's distillation gradient p_t - q_t lands.")
     spec = choose_model()
     question, answer, own = choose_problem()
     strategy = choose_strategy(own)
@@ -168,9 +171,9 @@ def main():
     if not strategy.strip():
         st.info("No strategy: the guided prompt is the unguided one, so every shift is zero.")
 
-    res = completions(spec, question, strategy, answer, n, seed, max_new)
+    res = completions(spec, common.model_stamp(spec), question, strategy, answer, n, seed, max_new)
     show_completions(res, n)
-    show_shift(spec, question, strategy, res, own)
+    show_shift(spec, question, strategy, res)
 
 
 def show_completions(res: dict, n: int):
@@ -190,7 +193,7 @@ def show_completions(res: dict, n: int):
                              hide_index=True)
 
 
-def show_shift(spec: str, question: str, strategy: str, res: dict, own: str | None):
+def show_shift(spec: str, question: str, strategy: str, res: dict):
     st.subheader("Token shift")
     c1, c2, c3, c4 = st.columns([1.4, 1.4, 1, 1])
     options = {"guided": "greedy, with the strategy", "unguided": "greedy, without it", "typed": "type a completion"}
@@ -211,7 +214,7 @@ def show_shift(spec: str, question: str, strategy: str, res: dict, own: str | No
     else:
         completion = res[which]["greedy_ids"]
     try:
-        table = shift_table(spec, question, strategy, completion)
+        table = shift_table(spec, common.model_stamp(spec), question, strategy, completion)
     except ValueError as err:  # empty completion, characters outside the alphabet
         st.error(common.one_line(err))
         return

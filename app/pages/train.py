@@ -14,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
+import common
 import streamlit as st
 
-import common
 from sgpo_lab.config import METHOD_HELP, METHODS, make_config
 from sgpo_lab.runs import read_status
 from sgpo_lab.viz import metrics_figure
@@ -122,6 +122,9 @@ def watch(jobs: list[dict], root: Path) -> None:
 
     @st.fragment(run_every=WATCH_EVERY_S if alive else None)
     def panel():
+        common.guard(jobs_panel)  # a fragment's own reruns do not pass through the page's guard
+
+    def jobs_panel():
         st.subheader("Launched from this page")
         for job in reversed(jobs):
             code = job["proc"].poll()

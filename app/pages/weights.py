@@ -1,15 +1,15 @@
 """Weights: SGPO's adaptive per-problem weight w_i over training (when the strategy's shift is distilled)."""
 
+import common
 import streamlit as st
 
-import common
 from sgpo_lab.viz import weight_distribution_figure, weight_heatmap_figure, weight_vs_pass_figure
 from sgpo_lab.world.tasks import FAMILIES
 
 
 def main():
     st.title("Adaptive weights")
-    st.caption("w_i = min(alpha_max, alpha_0 · max(0, p_guided − p_auto) / (p_auto + gamma)), and 0 when no guided "
+    st.caption("w_i = min(alpha_max, alpha_0 · max(0, p_guided - p_auto) / (p_auto + gamma)), and 0 when no guided "
                "rollout is correct: strong where the student fails and the strategy helps, vanishing as it learns.")
     table = common.runs_table()
     if table is None:
