@@ -33,7 +33,7 @@ class PretrainConfig:
     weight_decay: float = 0.01
     seed: int = 0  # model init and corpus sampling
     guided_share: float = 0.6  # see world/corpus.py
-    correct_share: float = 0.2
+    correct_share: float = 0.3
     brief_card_share: float = 0.2
     large_share: float = 0.15
     bf16: bool = False  # bfloat16 autocast for the forward pass (fast on CPUs with AMX/AVX512-BF16)

@@ -33,7 +33,7 @@ class CorpusMix:
     """How the corpus is mixed (the world's difficulty knobs)."""
 
     guided_share: float = 0.6  # share of documents with a strategy card in context
-    correct_share: float = 0.2  # P(correct method | unguided question)
+    correct_share: float = 0.3  # P(correct method | unguided question)
     brief_card_share: float = 0.2  # share of guided documents whose card has no key steps
     large_share: float = 0.15  # share of documents at OOD sizes (RL trains on ID sizes only)
 
