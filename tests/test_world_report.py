@@ -1,15 +1,28 @@
-"""The shipped `small` base model meets the world's contract: the strategy matters, and RL has signal and room."""
+"""The shipped `small` base model against the world's contract: the strategy matters, and RL has signal and room."""
+
+import pytest
 
 from sgpo_lab.evaluate import world_report
 from sgpo_lab.models import load_model
 
 
-def test_shipped_small_model_has_a_strategy_gap_with_signal_and_room():
+@pytest.fixture(scope="module")
+def report():
     model, tok = load_model("small")
     rows = world_report(model, tok, n_problems=32, n_samples=8, seed=0, splits=("id",))
-    unguided = {r["family"]: r["unguided"] for r in rows}
-    guided = {r["family"]: r["guided"] for r in rows}
-    gap = sum(guided.values()) / 4 - sum(unguided.values()) / 4
+    return {r["family"]: r for r in rows}
+
+
+def test_guided_pass_rate_exceeds_unguided_by_25_points(report):
+    gap = sum(r["guided"] - r["unguided"] for r in report.values()) / len(report)
     assert gap >= 0.25, f"guided - unguided ID pass rate averaged over families is {gap:.1%}; expected >= 25 points"
-    for family, rate in unguided.items():
-        assert 0.05 <= rate <= 0.50, f"{family}: unguided ID pass rate {rate:.1%}; expected between 5% and 50%"
+
+
+@pytest.mark.parametrize("family", [
+    pytest.param("sum", marks=pytest.mark.xfail(strict=True, reason="known gap (issue 2 stays open): the shipped "
+                                                  "small model's unguided sum pass rate is 3.9%, below the 5% floor")),
+    "count", "equation", "mul"])
+def test_unguided_pass_rate_leaves_rl_signal_and_room(report, family):
+    rate = report[family]["unguided"]
+    assert rate <= 0.50, f"{family}: unguided ID pass rate {rate:.1%}; expected at most 50% (room to improve)"
+    assert rate >= 0.05, f"{family}: unguided ID pass rate {rate:.1%}; expected at least 5% (a signal for RL)"
