@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "demo_runs"
 STEPS = 60
 MAIN = ["sgpo", "grpo", "sft", "sft_grpo", "luffy"]
-# seed 0 of every method and a second seed of SGPO and GRPO (for a band): what fitted in the first session
+# seed 0 of every method and a second seed of SGPO and GRPO (for a band; grpo-s1 is not shipped yet: see README)
 RUNS = {f"{m}-s0": (m, 0) for m in MAIN} | {"sgpo-s1": ("sgpo", 1), "grpo-s1": ("grpo", 1)}
 KEEP_WEIGHTS = {"sgpo-s0"}
 JOBS = 2
