@@ -1,8 +1,8 @@
 """The project installs as documented: environment.yml and pyproject.toml list the same dependencies."""
 
+import tomllib
 from pathlib import Path
 
-import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
