@@ -217,8 +217,8 @@ class Trainer:
         rl_logits, rl_mask, rl_logp = student_logits[:n_rl], mask[:n_rl], logp[:n_rl]
 
         # 6. loss terms: L = L_GRPO + mean_i w_i L_KD,i   (convex: mean_i (1 - w_i) L_GRPO,i + w_i L_KD,i)
-        kd_per_problem, kl_mean, clipped = self._distill_terms(problems, guided, target_rows, student_logits[n_rl:],
-                                                               tokens[n_rl:], mask[n_rl:], logp[n_rl:])  # (P,)
+        kd_per_problem, kl_mean, clipped = self._distill_terms(problems, target_rows, student_logits[n_rl:],
+                                                               mask[n_rl:], logp[n_rl:])  # (P,)
         kd_term = (weights * kd_per_problem).mean()
         grpo_term = self._policy_loss(rl_logp, adv_rows, rl_mask, off_policy) if cfg.grpo else torch.zeros(())
         if cfg.objective == "convex":
@@ -295,7 +295,7 @@ class Trainer:
         return [L.select_targets(scores[i], r_guided[i] > 0, mode=cfg.target, top_m=cfg.top_m, generator=gen)
                 for i in range(len(problems))]
 
-    def _distill_terms(self, problems, guided, target_rows, student_logits, tokens, mask, logp):
+    def _distill_terms(self, problems, target_rows, student_logits, mask, logp):
         """Per-problem distillation loss (mean over its targets), mean token KL, and the clipped fraction."""
         cfg, P = self.cfg, len(problems)
         kd = torch.zeros(P)
