@@ -65,8 +65,9 @@ def _outputs_text(nb) -> str:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
-def test_notebook_runs_in_fast_mode(path, kernel_specs, monkeypatch):
+def test_notebook_runs_in_fast_mode(path, kernel_specs, monkeypatch, tmp_path):
     monkeypatch.setenv("SGPO_LAB_FAST", "1")  # the kernel inherits this process's environment
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the runs a notebook trains land here, and pytest prunes them
     nb = nbformat.read(path, as_version=4)
     km = KernelManager(kernel_name=KERNEL, kernel_spec_manager=kernel_specs)
     client = nbclient.NotebookClient(nb, km=km, timeout=CELL_TIMEOUT,
