@@ -32,7 +32,7 @@ FAMILIES = ("sum", "count", "equation", "mul")
 # Final ID accuracy each method climbs to (the synthetic world's "truth"), and how much the probe KL shrinks.
 TARGET = {"sgpo": 0.7, "grpo": 0.45, "sft": 0.3, "sft_grpo": 0.5, "luffy": 0.55}
 ABSORB = {"sgpo": 0.85, "grpo": 0.3, "sft": 0.1, "sft_grpo": 0.3, "luffy": 0.35}
-PROBE = {"sum": ("sum 6 3 5 8", " 6+3=9 9+5=14 14+8=22 #22"),
+PROBE = {"sum": ("sum 6 3 5 8", " left 6+3=9 9+5=14 14+8=22 #22"),
          "count": ("count over 4 in 3 8 1 9", " 3:0 8:1 1:1 9:2 #2"),
          "equation": ("3x+5=17", " 17-5=12 12/3=4 #4"),
          "mul": ("23*4", " 20*4=80 3*4=12 80+12=92 #92")}

@@ -93,12 +93,13 @@ SUM = Family(
     sample=_sum_sample,
     question=lambda p: "sum " + " ".join(map(str, p["xs"])),
     answer=lambda p: str(sum(p["xs"])),
+    # Each method opens with a word that commits to it (``left``/``right``, ``ends``, ``count``, ``max``): the first
+    # token is the decision, and the steps after it follow one direction (no drifting between the two totals).
     strategies={
-        "left_to_right": lambda p: _final(_running(p["xs"]), sum(p["xs"])),
-        "right_to_left": lambda p: _final(_running(p["xs"][::-1]), sum(p["xs"])),
+        "left_to_right": lambda p: _final("left " + _running(p["xs"]), sum(p["xs"])),
+        "right_to_left": lambda p: _final("right " + _running(p["xs"][::-1]), sum(p["xs"])),
     },
     misconceptions={
-        # each starts with a word, so the first token already says "a misconception" (a clean decision point)
         "first_last": lambda p: _final(f"ends {p['xs'][0]}+{p['xs'][-1]}={p['xs'][0] + p['xs'][-1]}",
                                        p["xs"][0] + p["xs"][-1]),
         "count": lambda p: _final(f"count {len(p['xs'])}", len(p["xs"])),

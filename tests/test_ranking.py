@@ -1,0 +1,61 @@
+"""Strategy-card ranking: measured on held-out problems, sorted, written by the CLI, and kept beside the model."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sgpo_lab.models import load_model
+from sgpo_lab.world.problems import make_problems
+from sgpo_lab.world.ranking import HELDOUT_SEED, rank_candidates
+from sgpo_lab.world.strategies import card_numbers, extract_candidates
+from sgpo_lab.world.tasks import FAMILIES
+
+SHIPPED = Path(__file__).parents[1] / "sgpo_lab" / "assets" / "base" / "small" / "strategy_ranking.json"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_model("tiny")
+
+
+def test_rank_candidates_scores_every_candidate_and_sorts_best_first(tiny):
+    rows = rank_candidates(*tiny, "equation", n_problems=4, n_samples=2)
+    heldout = make_problems("equation", "train", 4, seed=HELDOUT_SEED)
+    expected = {c.card_id for c in extract_candidates("equation", [(p.question, p.expert_response) for p in heldout])}
+    assert {r["card_id"] for r in rows} == expected
+    rates = [r["guided_pass_rate"] for r in rows]
+    assert rates == sorted(rates, reverse=True)
+    # 4 problems x 2 samples: every rate is a count of verified answers out of 8
+    assert all(0 <= r <= 1 and (r * 8).is_integer() for r in rates)
+    assert all(card_numbers(r["text"]) == [] for r in rows)
+
+
+def test_rank_candidates_is_deterministic_by_seed(tiny):
+    first = rank_candidates(*tiny, "sum", n_problems=3, n_samples=2, seed=5)
+    again = rank_candidates(*tiny, "sum", n_problems=3, n_samples=2, seed=5)
+    assert first == again
+
+
+def test_cli_writes_the_ranking_of_every_family(tmp_path):
+    out = tmp_path / "ranking.json"
+    result = subprocess.run([sys.executable, "-m", "sgpo_lab.cli", "rank-strategies", "--size", "tiny",
+                             "--problems", "2", "--samples", "1", "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    saved = json.loads(out.read_text())
+    assert set(saved["ranking"]) == set(FAMILIES)
+    assert saved["command"].startswith("sgpo-lab rank-strategies")
+    assert "family" in result.stdout and "guided" in result.stdout
+
+
+def test_the_shipped_small_model_keeps_its_ranking():
+    saved = json.loads(SHIPPED.read_text())
+    assert saved["model"] == "small" and saved["command"].startswith("sgpo-lab rank-strategies")
+    for family, rows in saved["ranking"].items():
+        rates = [r["guided_pass_rate"] for r in rows]
+        assert rates == sorted(rates, reverse=True), family
+        strategies = {r["strategy"] for r in rows}
+        assert set(FAMILIES[family].strategies) | {"generic"} == strategies, family
