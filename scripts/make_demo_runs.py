@@ -1,7 +1,8 @@
 """Make the shipped demo runs under demo_runs/ (the app's default runs root) with the lab's own CLI.
 
-    .venv/bin/python scripts/make_demo_runs.py            # all runs below, two at a time, one thread each
-    .venv/bin/python scripts/make_demo_runs.py sgpo-s0    # just some of them
+    .venv/bin/python scripts/make_demo_runs.py                 # all runs below, two at a time, one thread each
+    .venv/bin/python scripts/make_demo_runs.py sgpo-s0 grpo-s0 # just some of them
+    .venv/bin/python scripts/make_demo_runs.py --jobs 1 ...    # one at a time (when another job holds a core)
 
 Every run is `sgpo-lab train --method M --seed S --steps N --out demo_runs/M-sS` on the shipped `small` model;
 demo_runs/MANIFEST.json records each exact command, its seed and wall time. To keep the repository small,
@@ -23,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "demo_runs"
 STEPS = 60
 MAIN = ["sgpo", "grpo", "sft", "sft_grpo", "luffy"]
-# seed 0 of every method and a second seed of SGPO and GRPO (for a band; grpo-s1 is not shipped yet: see README)
-RUNS = {f"{m}-s0": (m, 0) for m in MAIN} | {"sgpo-s1": ("sgpo", 1), "grpo-s1": ("grpo", 1)}
+# seed 0 of every method, and seeds 1 and 2 of SGPO and GRPO (the two the comparison is about: a 95% band)
+RUNS = {f"{m}-s0": (m, 0) for m in MAIN} | {f"{m}-s{s}": (m, s) for m in ("sgpo", "grpo") for s in (1, 2)}
 KEEP_WEIGHTS = {"sgpo-s0"}
 JOBS = 2
 
@@ -42,7 +43,7 @@ def launch(name: str, method: str, seed: int) -> subprocess.Popen:
                             env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def tidy(name: str, method: str, seed: int, seconds: float) -> dict:
+def tidy(name: str, method: str, seed: int, seconds: float, jobs: int) -> dict:
     run = OUT / name
     checkpoints = sorted((run / "checkpoints").glob("step-*"))
     for ckpt in checkpoints:
@@ -52,10 +53,10 @@ def tidy(name: str, method: str, seed: int, seconds: float) -> dict:
             shutil.rmtree(ckpt)
     return {"name": name, "method": method, "seed": seed, "steps": STEPS,
             "command": " ".join(command(name, method, seed)), "seconds": round(seconds, 1),
-            "threads": 1, "side_by_side": JOBS}
+            "threads": 1, "side_by_side": jobs}
 
 
-def main(names: list[str]) -> None:
+def main(names: list[str], jobs: int = JOBS) -> None:
     unknown = [n for n in names if n not in RUNS]
     if unknown:
         sys.exit(f"unknown demo run(s) {unknown}; expected some of: {', '.join(RUNS)}")
@@ -64,7 +65,7 @@ def main(names: list[str]) -> None:
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     todo, running = list(names or RUNS), {}
     while todo or running:
-        while todo and len(running) < JOBS:
+        while todo and len(running) < jobs:
             name = todo.pop(0)
             running[name] = (launch(name, *RUNS[name]), time.perf_counter())
         time.sleep(1)
@@ -75,10 +76,14 @@ def main(names: list[str]) -> None:
             if proc.returncode != 0:
                 sys.exit(f"{name} failed (exit {proc.returncode}); see demo_runs/.{name}.log")
             (OUT / f".{name}.log").unlink()
-            manifest[name] = tidy(name, *RUNS[name], time.perf_counter() - start)
+            manifest[name] = tidy(name, *RUNS[name], time.perf_counter() - start, jobs)
             manifest_path.write_text(json.dumps(dict(sorted(manifest.items())), indent=2) + "\n")
             print(f"{name}: {manifest[name]['seconds']:.0f} s", flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    args = sys.argv[1:]
+    if args[:1] == ["--jobs"]:
+        main(args[2:], jobs=int(args[1]))
+    else:
+        main(args)

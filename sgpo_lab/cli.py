@@ -263,6 +263,47 @@ def bench_step(
     typer.echo(f"  peak RSS: {rss_mb:.0f} MB  (target <= 1536 MB)")
 
 
+@bench_app.command("run")
+def bench_run(
+    method: str = typer.Option("sgpo", help="method or preset"),
+    model: str = typer.Option("small", help="size name or model dir"),
+    seed: int = typer.Option(0),
+    steps: int | None = typer.Option(None, help="optimizer steps (default: the method's default run)"),
+    threads: int | None = typer.Option(None, help="torch threads (default: torch's own choice)"),
+) -> None:
+    """Time one default training run end to end (evaluations included) and print what it moved."""
+    import tempfile
+    import time
+
+    import torch
+
+    from sgpo_lab.config import make_config
+    from sgpo_lab.runs import load_eval
+    from sgpo_lab.trainer import train as run_train
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    cfg = make_config(method, model=model, seed=seed, steps=steps)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        status = run_train(cfg, Path(tmp) / "run")
+        seconds = time.perf_counter() - t0
+        ev = load_eval(Path(tmp) / "run")
+    first, last = int(ev["step"].min()), int(ev["step"].max())
+    typer.echo(f"{method} on {model}, {cfg.steps} steps, seed {seed}, {torch.get_num_threads()} torch thread(s): "
+               f"{status['state']} in {seconds:.0f} s (target <= 180 s)")
+
+    def mean(split: str, family: str, step: int, column: str) -> float:
+        part = ev[(ev["split"] == split) & (ev["step"] == step)]
+        return float((part if family == "average" else part[part["family"] == family])[column].mean())
+
+    rows = [{"family": family, "split": split,
+             **{f"{label} @{step}": mean(split, family, step, column)
+                for column, label in (("accuracy", "greedy"), ("pass_at_k", "pass@k")) for step in (first, last)}}
+            for split in ("id", "ood") for family in [*ev["family"].unique(), "average"]]
+    typer.echo(_table(rows, list(rows[0])))
+
+
 def main() -> None:
     """Console entry point: user errors become one line and exit code 2."""
     try:

@@ -1,5 +1,6 @@
 """Config validation and the CLI: bad input is one line naming the field and what was expected."""
 
+import re
 import subprocess
 import sys
 
@@ -85,3 +86,23 @@ def test_cli_refuses_an_existing_run_without_resume_or_overwrite(tmp_path):
     (run / "config.yaml").write_text("method: sgpo\n")
     result = _cli("train", "--steps", "1", "--model", "tiny", "--out", str(run))
     assert result.returncode == 2 and "already exists; pass --resume" in result.stderr
+
+
+def test_bench_step_prints_the_ratio_and_peak_memory():
+    result = _cli("bench", "step", "--model", "tiny", "--steps", "1")
+    assert result.returncode == 0, result.stderr
+    ratio = re.search(r"sgpo / grpo step time ratio: (\d+\.\d+)x", result.stdout)
+    rss = re.search(r"peak RSS: (\d+) MB", result.stdout)
+    assert ratio and float(ratio.group(1)) > 0, result.stdout
+    assert rss and int(rss.group(1)) > 0, result.stdout
+
+
+def test_bench_run_prints_time_and_what_the_run_moved():
+    result = _cli("bench", "run", "--model", "tiny", "--steps", "2", "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"sgpo on tiny, 2 steps, seed 0, 1 torch thread\(s\): finished in \d+ s", result.stdout)
+    table = result.stdout.splitlines()[1:]
+    assert table[0].split() == ["family", "split", "greedy", "@0", "greedy", "@2", "pass@k", "@0", "pass@k", "@2"]
+    averages = [line.split() for line in table if line.startswith("average")]
+    assert [row[1] for row in averages] == ["id", "ood"]
+    assert all(cell.endswith("%") for row in averages for cell in row[2:])
