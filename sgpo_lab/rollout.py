@@ -73,37 +73,46 @@ def sample(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: 
 
 
 def _sample_chunk(model, tokenizer, prompt_ids, *, max_new_tokens, temperature, greedy, generator):
+    """Sample until every row has emitted EOS (or ``max_new_tokens``).
+
+    Rows that finish leave the batch (their KV cache rows are dropped), so a few long completions do not make
+    every short one pay for their length: decoding cost follows the tokens actually sampled.
+    """
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     ids, mask = _left_pad(prompt_ids, pad)  # (B, P)
     device = next(model.parameters()).device
     ids, mask = ids.to(device), mask.to(device)
-    batch = ids.shape[0]
-    done = torch.zeros(batch, dtype=torch.bool, device=device)
-    tokens: list[torch.Tensor] = []
+    tokens = torch.full((ids.shape[0], max_new_tokens), pad, dtype=torch.long, device=device)  # (B, T)
+    active = torch.arange(ids.shape[0], device=device)  # rows of the batch still sampling
+    done = torch.zeros(ids.shape[0], dtype=torch.bool, device=device)  # finished, per active row
     # transformers 5 calls the KV cache argument `cache`; 4.x called it `past_key_values`
     cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-    past, step_ids, positions = None, ids, _positions(mask)
-    for _ in range(max_new_tokens):
+    past, step_ids, positions, length = None, ids, _positions(mask), 0
+    for t in range(max_new_tokens):
         out = model(input_ids=step_ids, attention_mask=mask, position_ids=positions, use_cache=True,
                     **{cache_arg: past})
         past = getattr(out, cache_arg)
-        logits = out.logits[:, -1].float()  # (B, V)
+        logits = out.logits[:, -1].float()  # (A, V) for the A active rows
         if greedy or temperature == 0:
             nxt = logits.argmax(-1)
         else:
             probs = torch.softmax(logits / temperature, -1)
             nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-        nxt = torch.where(done, torch.full_like(nxt, pad), nxt)  # (B,)
-        tokens.append(nxt)
+        nxt = torch.where(done, torch.full_like(nxt, pad), nxt)  # (A,)
+        tokens[active, t] = nxt
+        length = t + 1
         done |= nxt == eos
         if bool(done.all()):
             break
+        if bool(done.any()) and hasattr(past, "batch_select_indices"):  # drop finished rows from the batch
+            keep = (~done).nonzero().squeeze(1)
+            past.batch_select_indices(keep)
+            active, nxt, mask, positions, done = active[keep], nxt[keep], mask[keep], positions[keep], done[keep]
         step_ids = nxt[:, None]
         positions = positions[:, -1:] + 1
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-    gen = torch.stack(tokens, 1).tolist()  # (B, T)
     completions, finished = [], []
-    for row in gen:
+    for row in tokens[:, :length].tolist():
         cut = row.index(eos) + 1 if eos in row else len(row)
         completions.append(row[:cut])
         finished.append(eos in row)

@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from sgpo_lab.losses import token_kl
-from sgpo_lab.models import build_model
+from sgpo_lab.models import build_model, load_model
 from sgpo_lab.rollout import completion_logits, encode_prompts, sample
 from sgpo_lab.shifts import token_shifts
+from sgpo_lab.world.problems import make_problems
 from sgpo_lab.world.prompts import autonomous_prompt, guided_prompt
 from sgpo_lab.world.strategies import strategy_card
 from sgpo_lab.world.tokenizer import build_char_tokenizer
@@ -64,6 +65,20 @@ def test_kv_cache_sampling_matches_greedy_recomputation(lm):
             with torch.no_grad():
                 assert model(torch.tensor([seq])).logits[0, -1].argmax().item() == t
             seq.append(t)
+
+
+def test_rows_that_finish_early_leave_the_batch_without_changing_any_row():
+    """Greedy completions of very different lengths, batched (finished rows are dropped) and one at a time."""
+    model, tok = load_model("tiny")
+    problems = [p for f in ("sum", "equation", "count", "mul") for p in make_problems(f, "id", 3)]
+    prompts = [guided_prompt(p.question, p.strategy) for p in problems] + [autonomous_prompt(p.question)
+                                                                         for p in problems]
+    batched = sample(model, tok, prompts, max_new_tokens=120, greedy=True)
+    lengths = {len(ids) for ids in batched.completion_ids}
+    assert len(lengths) > 3 and all(batched.finished), "the rows should end at many different lengths"
+    for prompt, ids in zip(prompts, batched.completion_ids):
+        alone = sample(model, tok, [prompt], max_new_tokens=120, greedy=True)
+        assert alone.completion_ids[0] == ids, prompt
 
 
 def test_sampling_is_reproducible_with_a_generator(lm):
