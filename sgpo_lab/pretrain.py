@@ -124,7 +124,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path, *, command: str | None = None
 RECIPES: dict[str, dict] = {
     "tiny": {"steps": 1500, "lr": 3e-3},
     "small": {"steps": 1200, "lr": 3e-3},
-    "medium": {"steps": 700, "lr": 1.5e-3, "batch_size": 48, "bf16": True},
+    "medium": {"steps": 1200, "lr": 2e-3, "batch_size": 48, "bf16": True},
 }
 
 
