@@ -241,6 +241,8 @@ def bench_step(
     import tempfile
     import time
 
+    import torch
+
     from sgpo_lab.config import make_config
     from sgpo_lab.trainer import Trainer
 
@@ -248,17 +250,22 @@ def bench_step(
         trainers = {m: Trainer(make_config(m, model=model, seed=seed, steps=steps + 1), Path(tmp) / m, progress=False)
                     for m in ("grpo", "sgpo")}
         times: dict[str, list[float]] = {m: [] for m in trainers}
+        phases: dict[str, list[dict]] = {m: [] for m in trainers}
         for step in range(1, steps + 2):
             for name, trainer in trainers.items():  # interleaved: both see the same problems and machine load
                 t0 = time.perf_counter()
-                trainer.rl_step(step)
+                metrics = trainer.rl_step(step)
                 if step > 1:
                     times[name].append(time.perf_counter() - t0)
+                    phases[name].append(metrics)
     med = {m: statistics.median(t) for m, t in times.items()}
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    typer.echo(f"model {model}, {steps} steps each, median seconds per step:")
+    typer.echo(f"model {model}, {steps} steps each, {torch.get_num_threads()} torch thread(s), "
+               "median seconds per step:")
     for m, t in med.items():
-        typer.echo(f"  {m:5s} {t:.3f} s   (min {min(times[m]):.3f}, max {max(times[m]):.3f})")
+        split = ", ".join(f"{phase} {statistics.median(r[f'time_{phase}'] for r in phases[m]):.3f}"
+                          for phase in ("sample", "score", "update"))
+        typer.echo(f"  {m:5s} {t:.3f} s   (min {min(times[m]):.3f}, max {max(times[m]):.3f}; {split})")
     typer.echo(f"  sgpo / grpo step time ratio: {med['sgpo'] / med['grpo']:.2f}x  (target <= 1.5x)")
     typer.echo(f"  peak RSS: {rss_mb:.0f} MB  (target <= 1536 MB)")
 
@@ -278,7 +285,7 @@ def bench_run(
     import torch
 
     from sgpo_lab.config import make_config
-    from sgpo_lab.runs import load_eval
+    from sgpo_lab.runs import load_eval, load_metrics
     from sgpo_lab.trainer import train as run_train
 
     if threads is not None:
@@ -288,10 +295,12 @@ def bench_run(
         t0 = time.perf_counter()
         status = run_train(cfg, Path(tmp) / "run")
         seconds = time.perf_counter() - t0
-        ev = load_eval(Path(tmp) / "run")
+        ev, metrics = load_eval(Path(tmp) / "run"), load_metrics(Path(tmp) / "run")
     first, last = int(ev["step"].min()), int(ev["step"].max())
+    steps_s = float(metrics["time_step"].sum())
     typer.echo(f"{method} on {model}, {cfg.steps} steps, seed {seed}, {torch.get_num_threads()} torch thread(s): "
-               f"{status['state']} in {seconds:.0f} s (target <= 180 s)")
+               f"{status['state']} in {seconds:.0f} s (target <= 180 s); training steps {steps_s:.0f} s "
+               f"(mean {steps_s / len(metrics):.2f} s), evaluations and the rest {seconds - steps_s:.0f} s")
 
     def mean(split: str, family: str, step: int, column: str) -> float:
         part = ev[(ev["split"] == split) & (ev["step"] == step)]

@@ -54,7 +54,7 @@ def _positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.cumsum(-1) - 1).clamp(min=0)  # (B, L): 0 at each row's first real token
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str], *,
            max_new_tokens: int = 96, temperature: float = 1.0, greedy: bool = False,
            generator: torch.Generator | None = None, batch_size: int = 256) -> Rollouts:
@@ -75,24 +75,39 @@ def sample(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: 
 def _sample_chunk(model, tokenizer, prompt_ids, *, max_new_tokens, temperature, greedy, generator):
     """Sample until every row has emitted EOS (or ``max_new_tokens``).
 
-    Rows that finish leave the batch (their KV cache rows are dropped), so a few long completions do not make
-    every short one pay for their length: decoding cost follows the tokens actually sampled.
+    Two savings that change no result: a prompt repeated for a group (G rollouts of one question) is read once
+    and its KV cache copied to its rows; and rows that finish leave the batch (their cache rows are dropped), so
+    a few long completions do not make every short one pay for their length.
     """
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    ids, mask = _left_pad(prompt_ids, pad)  # (B, P)
     device = next(model.parameters()).device
-    ids, mask = ids.to(device), mask.to(device)
-    tokens = torch.full((ids.shape[0], max_new_tokens), pad, dtype=torch.long, device=device)  # (B, T)
-    active = torch.arange(ids.shape[0], device=device)  # rows of the batch still sampling
-    done = torch.zeros(ids.shape[0], dtype=torch.bool, device=device)  # finished, per active row
     # transformers 5 calls the KV cache argument `cache`; 4.x called it `past_key_values`
     cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-    past, step_ids, positions, length = None, ids, _positions(mask), 0
-    for t in range(max_new_tokens):
+
+    def forward(step_ids, mask, positions, past):
         out = model(input_ids=step_ids, attention_mask=mask, position_ids=positions, use_cache=True,
                     **{cache_arg: past})
-        past = getattr(out, cache_arg)
-        logits = out.logits[:, -1].float()  # (A, V) for the A active rows
+        return out.logits[:, -1].float(), getattr(out, cache_arg)  # (A, V) for the A rows given
+
+    # prefill: each distinct prompt once, then its cache rows copied to every row that repeats it
+    distinct: dict[tuple[int, ...], int] = {}
+    rows = torch.tensor([distinct.setdefault(tuple(p), len(distinct)) for p in prompt_ids], device=device)  # (B,)
+    ids, mask = (t.to(device) for t in _left_pad([list(p) for p in distinct], pad))  # (U, P)
+    positions = _positions(mask)
+    logits, past = forward(ids, mask, positions, None)
+    if len(distinct) < len(prompt_ids) and hasattr(past, "batch_select_indices"):
+        past.batch_select_indices(rows)
+        logits, mask, positions = logits[rows], mask[rows], positions[rows]
+    elif len(distinct) < len(prompt_ids):  # a cache that cannot copy rows: read every prompt
+        ids, mask = (t.to(device) for t in _left_pad(prompt_ids, pad))
+        positions = _positions(mask)
+        logits, past = forward(ids, mask, positions, None)
+
+    tokens = torch.full((len(prompt_ids), max_new_tokens), pad, dtype=torch.long, device=device)  # (B, T)
+    active = torch.arange(len(prompt_ids), device=device)  # rows of the batch still sampling
+    done = torch.zeros(len(prompt_ids), dtype=torch.bool, device=device)  # finished, per active row
+    length = 0
+    for t in range(max_new_tokens):
         if greedy or temperature == 0:
             nxt = logits.argmax(-1)
         else:
@@ -108,9 +123,10 @@ def _sample_chunk(model, tokenizer, prompt_ids, *, max_new_tokens, temperature, 
             keep = (~done).nonzero().squeeze(1)
             past.batch_select_indices(keep)
             active, nxt, mask, positions, done = active[keep], nxt[keep], mask[keep], positions[keep], done[keep]
-        step_ids = nxt[:, None]
-        positions = positions[:, -1:] + 1
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        if t + 1 < max_new_tokens:
+            positions = positions[:, -1:] + 1
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            logits, past = forward(nxt[:, None], mask, positions, past)
     completions, finished = [], []
     for row in tokens[:, :length].tolist():
         cut = row.index(eos) + 1 if eos in row else len(row)

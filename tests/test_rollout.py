@@ -68,11 +68,13 @@ def test_kv_cache_sampling_matches_greedy_recomputation(lm):
 
 
 def test_rows_that_finish_early_leave_the_batch_without_changing_any_row():
-    """Greedy completions of very different lengths, batched (finished rows are dropped) and one at a time."""
+    """Greedy completions of very different lengths and repeated prompts: batched (one prefill per distinct prompt,
+    finished rows dropped) and one at a time."""
     model, tok = load_model("tiny")
     problems = [p for f in ("sum", "equation", "count", "mul") for p in make_problems(f, "id", 3)]
     prompts = [guided_prompt(p.question, p.strategy) for p in problems] + [autonomous_prompt(p.question)
                                                                          for p in problems]
+    prompts += prompts[:3] * 2  # repeated prompts share one prefill
     batched = sample(model, tok, prompts, max_new_tokens=120, greedy=True)
     lengths = {len(ids) for ids in batched.completion_ids}
     assert len(lengths) > 3 and all(batched.finished), "the rows should end at many different lengths"
