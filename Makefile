@@ -25,6 +25,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/sgpo-lab bench step
+	$(BIN)/sgpo-lab bench run
 	$(BIN)/python scripts/bench_app.py
 
 clean:
