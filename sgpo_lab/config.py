@@ -49,6 +49,8 @@ class TrainConfig(BaseModel):
     kl_clip: Literal["hard", "scale", "none"] = Field("hard", description="per-token KL clipping at delta")
     kl_delta: float = Field(1.0, gt=0, description="delta: the KL clipping threshold")
     top_k: int | None = Field(None, ge=1, description="KL on the teacher's top-k + tail bucket (None: full vocab)")
+    teacher: Literal["live", "frozen"] = Field("live", description="live: the current weights with the strategy in "
+                                               "context (the paper); frozen: the starting model, never updated")
     target: Literal["best", "random", "all"] = Field("best", description="target selection among correct guided")
     top_m: int = Field(1, ge=1, description="targets per problem for best/random")
     weight: Literal["pass_gap", "linear", "constant"] = Field("pass_gap", description="adaptive instance weight")

@@ -106,6 +106,8 @@ class Trainer:
         except Exception as err:
             self.writer.status("failed", step=0, total=cfg.steps, error=str(err))
             raise
+        # the distillation teacher: the policy itself with the strategy in context, or a frozen copy of the start
+        self.teacher = self.model if cfg.teacher == "live" else load_model(cfg.model)[0].eval().requires_grad_(False)
         torch.manual_seed(cfg.seed)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.99))
         if checkpoint is not None:
@@ -302,9 +304,9 @@ class Trainer:
         kl_mean = torch.full((P,), float("nan"))
         if not target_rows:
             return kd, kl_mean, 0.0
-        with torch.no_grad():  # teacher: the same weights with the strategy in context
+        with torch.no_grad():  # teacher: the strategy in context (the live weights, or the frozen start)
             teacher_logits, _, _ = completion_logits(
-                self.model, encode_prompts(self.tokenizer, [guided_prompt(problems[i].question, problems[i].strategy)
+                self.teacher, encode_prompts(self.tokenizer, [guided_prompt(problems[i].question, problems[i].strategy)
                                                             for i, _ in target_rows], check=False),
                 [ids for _, ids in target_rows], pad_id=self.tokenizer.pad_token_id)  # (n_t, T, V)
         # the student rows were padded with the longer autonomous rows: keep the targets' own width

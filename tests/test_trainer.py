@@ -139,3 +139,22 @@ def test_convex_objective_and_options_run(method, tmp_path):
     cfg = _fast(method, objective="convex", kl_clip="scale", weight="linear", top_k=4, target="all")
     assert train(cfg, tmp_path / method, progress=False)["state"] == "finished"
     assert runs.load_metrics(tmp_path / method)["loss"].notna().all()
+
+
+def test_frozen_teacher_stays_the_starting_model_while_the_policy_moves(tmp_path):
+    import torch
+
+    from sgpo_lab.models import load_model
+
+    live = Trainer(_fast("sgpo"), tmp_path / "live", progress=False)
+    assert live.teacher is live.model  # the paper's teacher: the policy itself, with the strategy in context
+    trainer = Trainer(_fast("sgpo", teacher="frozen", steps=3, problems_per_step=4, guided_size=4), tmp_path / "r",
+                      progress=False)
+    assert trainer.teacher is not trainer.model
+    assert not any(p.requires_grad for p in trainer.teacher.parameters())
+    start = {k: v.clone() for k, v in load_model("tiny")[0].state_dict().items()}
+    targets = sum(trainer.rl_step(step)["n_targets"] for step in (1, 2, 3))
+    assert targets > 0, "the tiny model solves some guided rollouts: there must be something to distil"
+    teacher, policy = trainer.teacher.state_dict(), trainer.model.state_dict()
+    assert all(torch.equal(teacher[k], start[k]) for k in start)
+    assert any(not torch.equal(policy[k], start[k]) for k in start)
