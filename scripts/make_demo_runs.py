@@ -31,8 +31,10 @@ STEPS = 60
 MAIN = ["sgpo", "grpo", "sft", "sft_grpo", "luffy"]
 ABLATIONS = ["sgpo_rkl", "sgpo_nll", "sgpo_const_w", "sgpo_no_clip", "sgpo_random_target", "sgpo_no_constraints",
              "sgpo_no_grpo", "sgpo_no_distill"]
-# three seeds of every method (a 95% band) and seed 0 of every ablation preset
-RUNS = {f"{m}-s{s}": (m, s) for m in MAIN for s in (0, 1, 2)} | {f"{m}-s0": (m, 0) for m in ABLATIONS}
+EXTENSIONS = ["distill_frozen"]  # the lab's own variants (not in the paper)
+# three seeds of every method and extension (a 95% band) and seed 0 of every ablation preset
+RUNS = ({f"{m}-s{s}": (m, s) for m in MAIN + EXTENSIONS for s in (0, 1, 2)}
+        | {f"{m}-s0": (m, 0) for m in ABLATIONS})
 KEEP_WEIGHTS = {"sgpo-s0"}
 JOBS = 2
 

@@ -105,6 +105,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "sgpo_no_constraints": {"kl_clip": "none", "target": "random"},
     "sgpo_no_grpo": {"grpo": False},
     "sgpo_no_distill": {"distill": "none", "guided_size": 4},
+    # a lab extension, not in the paper: distillation alone, unclipped, from a frozen copy of the starting model
+    "distill_frozen": {"grpo": False, "kl_clip": "none", "teacher": "frozen"},
 }
 METHOD_HELP: dict[str, str] = {
     "sgpo": "autonomous GRPO + adaptive, clipped forward-KL distillation of the strategy's shift",
@@ -120,6 +122,7 @@ METHOD_HELP: dict[str, str] = {
     "sgpo_no_constraints": "ablation: no KL clipping and random target (no proximal constraints)",
     "sgpo_no_grpo": "ablation: distillation only, no autonomous GRPO term",
     "sgpo_no_distill": "ablation: GRPO only, guided rollouts still sampled for p_guided",
+    "distill_frozen": "lab extension: unclipped forward-KL distillation alone, from a frozen copy of the start",
 }
 
 
