@@ -307,7 +307,7 @@ class Trainer:
         with torch.no_grad():  # teacher: the strategy in context (the live weights, or the frozen start)
             teacher_logits, _, _ = completion_logits(
                 self.teacher, encode_prompts(self.tokenizer, [guided_prompt(problems[i].question, problems[i].strategy)
-                                                            for i, _ in target_rows], check=False),
+                                                              for i, _ in target_rows], check=False),
                 [ids for _, ids in target_rows], pad_id=self.tokenizer.pad_token_id)  # (n_t, T, V)
         # the student rows were padded with the longer autonomous rows: keep the targets' own width
         width = teacher_logits.shape[1]
