@@ -47,9 +47,9 @@ def command(name: str, method: str, seed: int) -> list[str]:
 def launch(name: str, method: str, seed: int) -> subprocess.Popen:
     # one torch thread per run, two runs side by side: the small models train faster that way on 2 cores
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    log = open(OUT / f".{name}.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "sgpo_lab.cli", *command(name, method, seed)[1:]], cwd=ROOT,
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    with open(OUT / f".{name}.log", "w") as log:  # the child keeps its own handle
+        return subprocess.Popen([sys.executable, "-m", "sgpo_lab.cli", *command(name, method, seed)[1:]], cwd=ROOT,
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def merge_parts(folder: Path) -> None:
