@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from sgpo_lab import fastdecode
 from sgpo_lab.world.tokenizer import check_text
 
 
@@ -33,6 +34,14 @@ class Rollouts:
     completion_ids: list[list[int]]
     texts: list[str]
     finished: list[bool]
+    logits: list[torch.Tensor] | None = None  # with keep_logits: (len(completion_ids[i]), V), before temperature
+
+    def split(self, n: int) -> tuple[Rollouts, Rollouts]:
+        """The first ``n`` rows and the rest."""
+        def part(rows: slice) -> Rollouts:
+            return Rollouts(self.prompts[rows], self.completion_ids[rows], self.texts[rows], self.finished[rows],
+                            self.logits[rows] if self.logits is not None else None)
+        return part(slice(None, n)), part(slice(n, None))
 
 
 def encode_prompts(tokenizer: PreTrainedTokenizerBase, prompts: list[str], *, check: bool = True) -> list[list[int]]:
@@ -57,30 +66,62 @@ def _positions(mask: torch.Tensor) -> torch.Tensor:
 @torch.inference_mode()
 def sample(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str], *,
            max_new_tokens: int = 96, temperature: float = 1.0, greedy: bool = False,
-           generator: torch.Generator | None = None, batch_size: int = 256) -> Rollouts:
-    """Sample one completion per prompt (repeat a prompt in ``prompts`` to sample a group)."""
-    out = Rollouts([], [], [], [])
+           generator: torch.Generator | None = None, batch_size: int = 256, keep_logits: bool = False) -> Rollouts:
+    """Sample one completion per prompt (repeat a prompt in ``prompts`` to sample a group).
+
+    ``keep_logits`` also keeps, per row, the logits each token was drawn from: the policy's distribution over
+    the completion in its own context, which a second forward pass would only recompute.
+    """
+    out = Rollouts([], [], [], [], [] if keep_logits else None)
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start:start + batch_size]
-        ids, fin = _sample_chunk(model, tokenizer, encode_prompts(tokenizer, chunk), max_new_tokens=max_new_tokens,
-                                 temperature=temperature, greedy=greedy, generator=generator)
+        ids, fin, logits = _sample_chunk(model, tokenizer, encode_prompts(tokenizer, chunk),
+                                         max_new_tokens=max_new_tokens, temperature=temperature, greedy=greedy,
+                                         generator=generator, keep_logits=keep_logits)
         out.prompts += chunk
         out.completion_ids += ids
         out.finished += fin
+        if keep_logits:
+            out.logits += logits
     out.texts = [tokenizer.decode([t for t in ids if t != tokenizer.eos_token_id], skip_special_tokens=True)
                  for ids in out.completion_ids]
     return out
 
 
-def _sample_chunk(model, tokenizer, prompt_ids, *, max_new_tokens, temperature, greedy, generator):
-    """Sample until every row has emitted EOS (or ``max_new_tokens``).
+def _sample_chunk(model, tokenizer, prompt_ids, *, max_new_tokens, temperature, greedy, generator, keep_logits):
+    """Sample until every row has emitted EOS (or ``max_new_tokens``): completions, finished flags, logits.
 
-    Two savings that change no result: a prompt repeated for a group (G rollouts of one question) is read once
-    and its KV cache copied to its rows; and rows that finish leave the batch (their cache rows are dropped), so
-    a few long completions do not make every short one pay for their length.
+    A prompt repeated for a group (G rollouts of one question) is read once. The lab's own Llama models
+    decode with ``fastdecode`` (the group shares one copy of its prompt's cache); any other model with
+    its own forward (``_hf_decode``). Both return tokens (B, T), ``pad`` after each row's EOS, and with
+    ``keep_logits`` the logits (B, T, V) each token was drawn from.
     """
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     device = next(model.parameters()).device
+    distinct: dict[tuple[int, ...], int] = {}
+    row_prompt = torch.tensor([distinct.setdefault(tuple(p), len(distinct)) for p in prompt_ids], device=device)
+    ids, mask = (t.to(device) for t in _left_pad([list(p) for p in distinct], pad))  # (U, P)
+    decode = fastdecode.decode if fastdecode.supports(model) else _hf_decode
+    tokens, logits = decode(model, ids, mask, row_prompt, max_new_tokens=max_new_tokens, eos=eos, pad=pad,
+                            greedy=greedy, temperature=temperature, generator=generator,
+                            keep_logits=keep_logits)  # (B, T), (B, T, V) or None
+    completions, finished = [], []
+    for row in tokens.tolist():
+        cut = row.index(eos) + 1 if eos in row else len(row)
+        completions.append(row[:cut])
+        finished.append(eos in row)
+    kept = [logits[i, : len(c)].clone() for i, c in enumerate(completions)] if keep_logits else None
+    return completions, finished, kept
+
+
+@torch.inference_mode()
+def _hf_decode(model, ids, mask, row_prompt, *, max_new_tokens, eos, pad, greedy, temperature, generator,
+               keep_logits=False):
+    """Token-by-token decoding with the model's own forward and KV cache (any causal LM); tokens, logits.
+
+    Rows that finish leave the batch (their cache rows are dropped), so a few long completions do not make
+    every short one pay for their length.
+    """
     # transformers 5 calls the KV cache argument `cache`; 4.x called it `past_key_values`
     cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
@@ -90,23 +131,20 @@ def _sample_chunk(model, tokenizer, prompt_ids, *, max_new_tokens, temperature, 
         return out.logits[:, -1].float(), getattr(out, cache_arg)  # (A, V) for the A rows given
 
     # prefill: each distinct prompt once, then its cache rows copied to every row that repeats it
-    distinct: dict[tuple[int, ...], int] = {}
-    rows = torch.tensor([distinct.setdefault(tuple(p), len(distinct)) for p in prompt_ids], device=device)  # (B,)
-    ids, mask = (t.to(device) for t in _left_pad([list(p) for p in distinct], pad))  # (U, P)
     positions = _positions(mask)
     logits, past = forward(ids, mask, positions, None)
-    if len(distinct) < len(prompt_ids) and hasattr(past, "batch_select_indices"):
-        past.batch_select_indices(rows)
-        logits, mask, positions = logits[rows], mask[rows], positions[rows]
-    elif len(distinct) < len(prompt_ids):  # a cache that cannot copy rows: read every prompt
-        ids, mask = (t.to(device) for t in _left_pad(prompt_ids, pad))
+    if len(ids) < len(row_prompt) and hasattr(past, "batch_select_indices"):
+        past.batch_select_indices(row_prompt)
+        logits, mask, positions = logits[row_prompt], mask[row_prompt], positions[row_prompt]
+    elif len(ids) < len(row_prompt):
+        ids, mask = ids[row_prompt], mask[row_prompt]  # a cache that cannot copy rows: read every prompt
         positions = _positions(mask)
         logits, past = forward(ids, mask, positions, None)
 
-    tokens = torch.full((len(prompt_ids), max_new_tokens), pad, dtype=torch.long, device=device)  # (B, T)
-    active = torch.arange(len(prompt_ids), device=device)  # rows of the batch still sampling
-    done = torch.zeros(len(prompt_ids), dtype=torch.bool, device=device)  # finished, per active row
-    length = 0
+    tokens = torch.full((len(row_prompt), max_new_tokens), pad, dtype=torch.long, device=ids.device)  # (B, T)
+    active = torch.arange(len(row_prompt), device=ids.device)  # rows of the batch still sampling
+    done = torch.zeros(len(row_prompt), dtype=torch.bool, device=ids.device)  # finished, per active row
+    kept = torch.zeros(*tokens.shape, logits.shape[-1], device=ids.device) if keep_logits else None  # (B, T, V)
     for t in range(max_new_tokens):
         if greedy or temperature == 0:
             nxt = logits.argmax(-1)
@@ -115,24 +153,19 @@ def _sample_chunk(model, tokenizer, prompt_ids, *, max_new_tokens, temperature, 
             nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
         nxt = torch.where(done, torch.full_like(nxt, pad), nxt)  # (A,)
         tokens[active, t] = nxt
-        length = t + 1
+        if kept is not None:
+            kept[active, t] = logits
         done |= nxt == eos
-        if bool(done.all()):
-            break
+        if bool(done.all()) or t + 1 == max_new_tokens:
+            return tokens[:, : t + 1], kept[:, : t + 1] if kept is not None else None
         if bool(done.any()) and hasattr(past, "batch_select_indices"):  # drop finished rows from the batch
             keep = (~done).nonzero().squeeze(1)
             past.batch_select_indices(keep)
             active, nxt, mask, positions, done = active[keep], nxt[keep], mask[keep], positions[keep], done[keep]
-        if t + 1 < max_new_tokens:
-            positions = positions[:, -1:] + 1
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            logits, past = forward(nxt[:, None], mask, positions, past)
-    completions, finished = [], []
-    for row in tokens[:, :length].tolist():
-        cut = row.index(eos) + 1 if eos in row else len(row)
-        completions.append(row[:cut])
-        finished.append(eos in row)
-    return completions, finished
+        positions = positions[:, -1:] + 1
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        logits, past = forward(nxt[:, None], mask, positions, past)
+    return tokens, kept  # max_new_tokens == 0: nothing sampled
 
 
 def completion_logits(model: PreTrainedModel, prompt_ids: list[list[int]], completion_ids: list[list[int]], *,

@@ -6,8 +6,9 @@ One RL step, top to bottom (``Trainer.rl_step``):
     2. score      rewards R in {0,1}, pass rates p_auto, p_guided per problem
     3. advantage  group-normalised over the autonomous group (+ the expert response for LUFFY)
     4. targets    among correct guided rollouts, the likeliest under the *unguided* policy
-    5. logits     teacher  pi_old(. | x, s, ~y_<t) (no grad);  student pi_theta(. | x, ~y_<t) and the
-                  autonomous rollouts under pi_theta, in one forward pass
+    5. logits     teacher  pi_old(. | x, s, ~y_<t): the logits the guided rollouts were drawn from, kept
+                  while sampling (a frozen teacher: its own forward, no grad);  student pi_theta(. | x, ~y_<t)
+                  and the autonomous rollouts under pi_theta, in one forward pass
     6. loss       L = L_GRPO + mean_i w_i * mean_t clip(KL_t)      (or the convex mix per problem)
     7. update     one AdamW step (so pi_old = pi_theta at sampling time: old log-probs are the
                   detached current ones, and the importance ratio starts at 1)
@@ -172,11 +173,12 @@ class Trainer:
         gen = _generator(cfg.seed, step)
         t0 = time.perf_counter()
 
-        # 1. sample: G autonomous and H guided rollouts per problem, from pi_old (the current weights)
-        auto = sample(self.model, tok, [autonomous_prompt(p.question) for p in problems for _ in range(G)],
-                      max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, generator=gen)
-        guided = sample(self.model, tok, [guided_prompt(p.question, p.strategy) for p in problems for _ in range(H)],
-                        max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, generator=gen) if H else None
+        # 1. sample: G autonomous and H guided rollouts per problem, from pi_old (the current weights), in one batch
+        both = sample(self.model, tok, [autonomous_prompt(p.question) for p in problems for _ in range(G)]
+                      + [guided_prompt(p.question, p.strategy) for p in problems for _ in range(H)],
+                      max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, generator=gen,
+                      keep_logits=self.teacher is self.model and cfg.distill != "none")
+        auto, guided = both.split(P * G)
         t_sample = time.perf_counter() - t0
 
         # 2. score: R(y, a*) and pass rates
@@ -205,13 +207,13 @@ class Trainer:
         weights = L.adaptive_weight(p_auto, torch.nan_to_num(p_guided), any_correct, kind=cfg.weight,
                                     alpha0=cfg.alpha0, gamma=cfg.gamma, alpha_max=cfg.alpha_max)  # (P,)
         targets = self._select_targets(problems, guided, r_guided, gen) if cfg.distill != "none" else [[]] * P
-        target_rows = [(i, guided.completion_ids[i * H + j]) for i in range(P) for j in targets[i]]
+        target_rows = [(i, i * H + j) for i in range(P) for j in targets[i]]  # (problem, row of `guided`)
         n_rl = len(rows.prompts)
         rows.prompts += [autonomous_prompt(problems[i].question) for i, _ in target_rows]
-        rows.completions += [ids for _, ids in target_rows]
+        rows.completions += [guided.completion_ids[r] for _, r in target_rows]
         t_score = time.perf_counter() - t0 - t_sample
 
-        # 5. logits: teacher (strategy in context, no grad) and student (one forward with grad)
+        # 5. logits: student (one forward with grad); the teacher's come from sampling (_distill_terms)
         pad = tok.pad_token_id
         student_logits, tokens, mask = completion_logits(self.model, encode_prompts(tok, rows.prompts, check=False),
                                                          rows.completions, pad_id=pad)  # (B, T, V), (B, T), (B, T)
@@ -219,7 +221,7 @@ class Trainer:
         rl_logits, rl_mask, rl_logp = student_logits[:n_rl], mask[:n_rl], logp[:n_rl]
 
         # 6. loss terms: L = L_GRPO + mean_i w_i L_KD,i   (convex: mean_i (1 - w_i) L_GRPO,i + w_i L_KD,i)
-        kd_per_problem, kl_mean, clipped = self._distill_terms(problems, target_rows, student_logits[n_rl:],
+        kd_per_problem, kl_mean, clipped = self._distill_terms(problems, guided, target_rows, student_logits[n_rl:],
                                                                mask[n_rl:], logp[n_rl:])  # (P,)
         kd_term = (weights * kd_per_problem).mean()
         grpo_term = self._policy_loss(rl_logp, adv_rows, rl_mask, off_policy) if cfg.grpo else torch.zeros(())
@@ -283,9 +285,11 @@ class Trainer:
     def _select_targets(self, problems, guided, r_guided, gen) -> list[list[int]]:
         """Per problem, indices (0..H-1) of the guided rollouts to distil (empty: none correct)."""
         cfg, H = self.cfg, self.cfg.guided_size
-        correct = [(i, j) for i in range(len(problems)) for j in range(H) if r_guided[i, j] > 0]
+        # only correct rollouts can be targets, and a problem's only correct one needs no ranking: score the rest
+        correct = [(i, j) for i in range(len(problems)) if r_guided[i].sum() > 1
+                   for j in range(H) if r_guided[i, j] > 0]
         scores = torch.full((len(problems), H), float("-inf"))
-        if correct and cfg.target == "best":  # only correct rollouts can be targets: score just those
+        if correct and cfg.target == "best":
             with torch.no_grad():
                 logits, tokens, mask = completion_logits(
                     self.model, encode_prompts(self.tokenizer, [autonomous_prompt(problems[i].question)
@@ -297,18 +301,23 @@ class Trainer:
         return [L.select_targets(scores[i], r_guided[i] > 0, mode=cfg.target, top_m=cfg.top_m, generator=gen)
                 for i in range(len(problems))]
 
-    def _distill_terms(self, problems, target_rows, student_logits, mask, logp):
+    def _distill_terms(self, problems, guided, target_rows, student_logits, mask, logp):
         """Per-problem distillation loss (mean over its targets), mean token KL, and the clipped fraction."""
         cfg, P = self.cfg, len(problems)
         kd = torch.zeros(P)
         kl_mean = torch.full((P,), float("nan"))
         if not target_rows:
             return kd, kl_mean, 0.0
-        with torch.no_grad():  # teacher: the strategy in context (the live weights, or the frozen start)
-            teacher_logits, _, _ = completion_logits(
-                self.teacher, encode_prompts(self.tokenizer, [guided_prompt(problems[i].question, problems[i].strategy)
-                                                              for i, _ in target_rows], check=False),
-                [ids for _, ids in target_rows], pad_id=self.tokenizer.pad_token_id)  # (n_t, T, V)
+        if guided.logits is not None:  # live teacher: the logits the guided rollouts were drawn from (pi_old, x, s)
+            teacher_logits = torch.nn.utils.rnn.pad_sequence([guided.logits[r] for _, r in target_rows],
+                                                             batch_first=True)  # (n_t, T, V)
+        else:
+            with torch.no_grad():  # frozen teacher: the starting model, the strategy in context
+                teacher_logits, _, _ = completion_logits(
+                    self.teacher, encode_prompts(self.tokenizer, [guided_prompt(problems[i].question,
+                                                                                problems[i].strategy)
+                                                                  for i, _ in target_rows], check=False),
+                    [guided.completion_ids[r] for _, r in target_rows], pad_id=self.tokenizer.pad_token_id)
         # the student rows were padded with the longer autonomous rows: keep the targets' own width
         width = teacher_logits.shape[1]
         student_logits, mask, logp = student_logits[:, :width], mask[:, :width], logp[:, :width]
