@@ -128,9 +128,8 @@ def decode(model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_mask: torch.
 
     # prefill with the model's own forward: one copy of each prompt's keys/values, (U, H, P, D) per layer
     prompt_kv, logits = _prefill(model, prompt_ids, prompt_mask)
-    # keys transposed, their dimensions in the queries' order: (U * H, D, P); values (U * H, P, D)
-    prompt_kv = [(k[..., w.pairs].transpose(-1, -2).reshape(U * H, D, P), v.reshape(U * H, P, D))
-                 for k, v in prompt_kv]
+    # keys transposed, their dimensions in the queries' order: (U, H, D, P); values (U, H, P, D)
+    prompt_kv = [(k[..., w.pairs].transpose(-1, -2).contiguous(), v) for k, v in prompt_kv]
     logits = logits[row_prompt]  # (B, V)
     rotations = w.rotary(torch.arange(P + T)).to(device)  # (P + T, D/2)
     start = prompt_mask.sum(-1)  # (U,) position of each prompt's first generated token
@@ -143,9 +142,10 @@ def decode(model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_mask: torch.
     slot[order] = rows - torch.searchsorted(group_of[order], group_of[order])  # rank among its prompt's rows
     G = int(slot.max()) + 1
     prompt_bias = torch.zeros(U, H, G, P, device=device, dtype=dtype).masked_fill(
-        ~prompt_mask.bool()[:, None, None, :], float("-inf")).view(U * H, G, P)  # no attention to padding
-    gen_k = [torch.zeros(B, H, D, T, device=device, dtype=dtype) for _ in w.layers]  # generated tokens' keys
-    gen_v = [torch.zeros(B, H, T, D, device=device, dtype=dtype) for _ in w.layers]  # (A, H, D, T), values
+        ~prompt_mask.bool()[:, None, None, :], float("-inf"))  # (U, H, G, P): no attention to padding
+    # the generated tokens' keys and values, (A, H, D, T) per layer; only the first n columns are ever read
+    gen_k = [torch.empty(B, H, D, T, device=device, dtype=dtype) for _ in w.layers]
+    gen_v = [torch.empty(B, H, D, T, device=device, dtype=dtype) for _ in w.layers]
     tokens = torch.full((B, T), pad, dtype=torch.long, device=device)
     done = torch.zeros(B, dtype=torch.bool, device=device)  # per batch row
     kept = torch.zeros(B, T, logits.shape[-1], device=device) if keep_logits else None  # (B, T, V)
@@ -161,10 +161,15 @@ def decode(model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_mask: torch.
         done |= nxt == eos
         if bool(done.all()) or n + 1 == T:
             return tokens[:, : n + 1], kept[:, : n + 1] if kept is not None else None
-        if int(done.sum()) * 4 >= len(done):  # drop ended rows from the batch (and their caches)
+        if int(done.sum()) * 4 >= len(done):  # drop ended rows from the batch, and prompts no row continues
             keep = (~done).nonzero().squeeze(1)
-            rows, group_of, slot, nxt, done = rows[keep], group_of[keep], slot[keep], nxt[keep], done[keep]
-            gen_k, gen_v = [k[keep] for k in gen_k], [v[keep] for v in gen_v]
+            rows, slot, nxt, done = rows[keep], slot[keep], nxt[keep], done[keep]
+            for cache in gen_k + gen_v:  # moved to the front of the same memory (fresh memory costs page faults)
+                cache[: len(keep), ..., :n] = cache[keep, ..., :n]
+            alive, group_of = torch.unique(group_of[keep], return_inverse=True)
+            U, P, start = len(alive), int(start[alive].max()), start[alive]  # left-padded: the real tokens are last
+            prompt_kv = [(k[alive, ..., -P:], v[alive, :, -P:]) for k, v in prompt_kv]
+            prompt_bias = prompt_bias[alive, ..., -P:]
         A = len(rows)
         rotation = rotations[start[group_of] + n][:, None]  # (A, 1, D/2)
         x = w.embed[nxt]  # (A, d)
@@ -173,19 +178,20 @@ def decode(model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_mask: torch.
             qk = torch.view_as_complex(qkv[:, : 2 * H].reshape(A, 2 * H, D // 2, 2).float())  # queries and keys
             qk = torch.view_as_real(qk * rotation).to(dtype).view(A, 2 * H, D)  # rotated together
             q, k, v = qk[:, :H], qk[:, H:], qkv[:, 2 * H:]  # (A, H, D)
-            gen_k[i][:, :, :, n], gen_v[i][:, :, n] = k, v
-            keys_p, values_p = prompt_kv[i]  # (U * H, D, P), (U * H, P, D)
-            keys_g = gen_k[i].view(A * H, D, T)[..., : n + 1]  # (A * H, D, n + 1)
-            values_g = gen_v[i].view(A * H, T, D)[:, : n + 1]  # (A * H, n + 1, D)
+            gen_k[i][:A, ..., n], gen_v[i][:A, ..., n] = k, v
+            keys_p, values_p = prompt_kv[i]  # (U, H, D, P), (U, H, P, D)
+            keys_g = gen_k[i][:A].view(A * H, D, T)[..., : n + 1]  # (A * H, D, n + 1)
+            values_g = gen_v[i][:A].view(A * H, D, T)[..., : n + 1].transpose(1, 2)  # (A * H, n + 1, D)
             # a prompt's keys serve its whole group: its rows' queries side by side, one product per prompt and head
             grid = q.new_zeros(U, H, G, D)
             grid[group_of, :, slot] = q
-            s_prompt = torch.baddbmm(prompt_bias, grid.view(U * H, G, D), keys_p).view(U, H, G, P)[group_of, :, slot]
+            s_prompt = torch.baddbmm(prompt_bias.reshape(U * H, G, P), grid.view(U * H, G, D),
+                                     keys_p.reshape(U * H, D, P)).view(U, H, G, P)[group_of, :, slot]
             s_gen = torch.bmm(q.reshape(A * H, 1, D), keys_g).view(A, H, n + 1)  # each row's own tokens
             attn = torch.softmax(torch.cat([s_prompt, s_gen], -1), -1)  # (A, H, P + n + 1)
             grid = attn.new_zeros(U, H, G, P)
             grid[group_of, :, slot] = attn[..., :P]
-            o = torch.bmm(grid.view(U * H, G, P), values_p).view(U, H, G, D)[group_of, :, slot]  # (A, H, D)
+            o = torch.bmm(grid.view(U * H, G, P), values_p.reshape(U * H, P, D)).view(U, H, G, D)[group_of, :, slot]
             o = o + torch.bmm(attn[..., P:].reshape(A * H, 1, n + 1), values_g).view(A, H, D)
             x = x + F.linear(o.view(A, H * D), w_o)
             gate, up = F.linear(_rms(x, w.eps), w_gate_up).chunk(2, -1)

@@ -208,21 +208,16 @@ class Trainer:
                                     alpha0=cfg.alpha0, gamma=cfg.gamma, alpha_max=cfg.alpha_max)  # (P,)
         targets = self._select_targets(problems, guided, r_guided, gen) if cfg.distill != "none" else [[]] * P
         target_rows = [(i, i * H + j) for i in range(P) for j in targets[i]]  # (problem, row of `guided`)
-        n_rl = len(rows.prompts)
-        rows.prompts += [autonomous_prompt(problems[i].question) for i, _ in target_rows]
-        rows.completions += [guided.completion_ids[r] for _, r in target_rows]
         t_score = time.perf_counter() - t0 - t_sample
 
-        # 5. logits: student (one forward with grad); the teacher's come from sampling (_distill_terms)
-        pad = tok.pad_token_id
-        student_logits, tokens, mask = completion_logits(self.model, encode_prompts(tok, rows.prompts, check=False),
-                                                         rows.completions, pad_id=pad)  # (B, T, V), (B, T), (B, T)
-        logp = L.token_logprobs(student_logits, tokens)  # (B, T)
-        rl_logits, rl_mask, rl_logp = student_logits[:n_rl], mask[:n_rl], logp[:n_rl]
+        # 5. logits: the student's on the RL rows, with grad (the targets': in _distill_terms, beside the teacher's)
+        rl_logits, rl_tokens, rl_mask = completion_logits(
+            self.model, encode_prompts(tok, rows.prompts, check=False), rows.completions,
+            pad_id=tok.pad_token_id)  # (B, T, V), (B, T), (B, T)
+        rl_logp = L.token_logprobs(rl_logits, rl_tokens)  # (B, T)
 
         # 6. loss terms: L = L_GRPO + mean_i w_i L_KD,i   (convex: mean_i (1 - w_i) L_GRPO,i + w_i L_KD,i)
-        kd_per_problem, kl_mean, clipped = self._distill_terms(problems, guided, target_rows, student_logits[n_rl:],
-                                                               mask[n_rl:], logp[n_rl:])  # (P,)
+        kd_per_problem, kl_mean, clipped = self._distill_terms(problems, guided, target_rows)  # (P,)
         kd_term = (weights * kd_per_problem).mean()
         grpo_term = self._policy_loss(rl_logp, adv_rows, rl_mask, off_policy) if cfg.grpo else torch.zeros(())
         if cfg.objective == "convex":
@@ -301,13 +296,23 @@ class Trainer:
         return [L.select_targets(scores[i], r_guided[i] > 0, mode=cfg.target, top_m=cfg.top_m, generator=gen)
                 for i in range(len(problems))]
 
-    def _distill_terms(self, problems, guided, target_rows, student_logits, mask, logp):
-        """Per-problem distillation loss (mean over its targets), mean token KL, and the clipped fraction."""
+    def _distill_terms(self, problems, guided, target_rows):
+        """Per-problem distillation loss (mean over its targets), mean token KL, and the clipped fraction.
+
+        Student: pi_theta(. | x, ~y_<t), with grad, in its own forward pass (padded to the targets' length, not to
+        the autonomous rollouts'). Teacher: pi_old(. | x, s, ~y_<t), the logits the target was drawn from.
+        """
         cfg, P = self.cfg, len(problems)
         kd = torch.zeros(P)
         kl_mean = torch.full((P,), float("nan"))
         if not target_rows:
             return kd, kl_mean, 0.0
+        completions = [guided.completion_ids[r] for _, r in target_rows]
+        prompts = encode_prompts(self.tokenizer, [autonomous_prompt(problems[i].question) for i, _ in target_rows],
+                                 check=False)
+        student_logits, tokens, mask = completion_logits(self.model, prompts, completions,
+                                                         pad_id=self.tokenizer.pad_token_id)  # (n_t, T, V)
+        logp = L.token_logprobs(student_logits, tokens)  # (n_t, T)
         if guided.logits is not None:  # live teacher: the logits the guided rollouts were drawn from (pi_old, x, s)
             teacher_logits = torch.nn.utils.rnn.pad_sequence([guided.logits[r] for _, r in target_rows],
                                                              batch_first=True)  # (n_t, T, V)
@@ -317,10 +322,7 @@ class Trainer:
                     self.teacher, encode_prompts(self.tokenizer, [guided_prompt(problems[i].question,
                                                                                 problems[i].strategy)
                                                                   for i, _ in target_rows], check=False),
-                    [guided.completion_ids[r] for _, r in target_rows], pad_id=self.tokenizer.pad_token_id)
-        # the student rows were padded with the longer autonomous rows: keep the targets' own width
-        width = teacher_logits.shape[1]
-        student_logits, mask, logp = student_logits[:, :width], mask[:, :width], logp[:, :width]
+                    completions, pad_id=self.tokenizer.pad_token_id)
         kl = L.token_kl(teacher_logits, student_logits, direction=cfg.kl_direction, top_k=cfg.top_k)  # (n_t, T)
         if cfg.distill == "kl":
             per_target = L.distill_loss(teacher_logits, student_logits, mask, direction=cfg.kl_direction,
