@@ -111,6 +111,13 @@ def _prefill(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor) -> t
     return kv, logits
 
 
+def _moved(steps: torch.Tensor, room: int) -> torch.Tensor:
+    """The filled steps (A, H, D, n) of a step cache, in a new cache with room for ``room`` steps."""
+    out = steps.new_empty(*steps.shape[:-1], room)
+    out[..., : steps.shape[-1]] = steps
+    return out
+
+
 @torch.inference_mode()
 def decode(model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, row_prompt: torch.Tensor,
            *, max_new_tokens: int, eos: int, pad: int, greedy: bool, temperature: float,
@@ -143,9 +150,10 @@ def decode(model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_mask: torch.
     G = int(slot.max()) + 1
     prompt_bias = torch.zeros(U, H, G, P, device=device, dtype=dtype).masked_fill(
         ~prompt_mask.bool()[:, None, None, :], float("-inf"))  # (U, H, G, P): no attention to padding
-    # the generated tokens' keys and values, (A, H, D, T) per layer; only the first n columns are ever read
-    gen_k = [torch.empty(B, H, D, T, device=device, dtype=dtype) for _ in w.layers]
-    gen_v = [torch.empty(B, H, D, T, device=device, dtype=dtype) for _ in w.layers]
+    # the generated tokens' keys and values, (A, H, D, room) per layer, only the first n steps ever read; the room
+    # doubles when it runs out (most rows have ended by then, and fresh memory costs a page fault per 4 KB)
+    gen_k = [torch.empty(B, H, D, min(T, 32), device=device, dtype=dtype) for _ in w.layers]
+    gen_v = [torch.empty(B, H, D, min(T, 32), device=device, dtype=dtype) for _ in w.layers]
     tokens = torch.full((B, T), pad, dtype=torch.long, device=device)
     done = torch.zeros(B, dtype=torch.bool, device=device)  # per batch row
     kept = torch.zeros(B, T, logits.shape[-1], device=device) if keep_logits else None  # (B, T, V)
@@ -170,7 +178,9 @@ def decode(model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_mask: torch.
             U, P, start = len(alive), int(start[alive].max()), start[alive]  # left-padded: the real tokens are last
             prompt_kv = [(k[alive, ..., -P:], v[alive, :, -P:]) for k, v in prompt_kv]
             prompt_bias = prompt_bias[alive, ..., -P:]
-        A = len(rows)
+        A, room = len(rows), gen_k[0].shape[-1]
+        if n == room:
+            gen_k, gen_v = ([_moved(c[:A, ..., :n], min(2 * room, T)) for c in caches] for caches in (gen_k, gen_v))
         rotation = rotations[start[group_of] + n][:, None]  # (A, 1, D/2)
         x = w.embed[nxt]  # (A, d)
         for i, (w_qkv, w_o, w_gate_up, w_down) in enumerate(w.layers):
@@ -180,8 +190,8 @@ def decode(model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_mask: torch.
             q, k, v = qk[:, :H], qk[:, H:], qkv[:, 2 * H:]  # (A, H, D)
             gen_k[i][:A, ..., n], gen_v[i][:A, ..., n] = k, v
             keys_p, values_p = prompt_kv[i]  # (U, H, D, P), (U, H, P, D)
-            keys_g = gen_k[i][:A].view(A * H, D, T)[..., : n + 1]  # (A * H, D, n + 1)
-            values_g = gen_v[i][:A].view(A * H, D, T)[..., : n + 1].transpose(1, 2)  # (A * H, n + 1, D)
+            keys_g = gen_k[i][:A].flatten(0, 1)[..., : n + 1]  # (A * H, D, n + 1)
+            values_g = gen_v[i][:A].flatten(0, 1)[..., : n + 1].transpose(1, 2)  # (A * H, n + 1, D)
             # a prompt's keys serve its whole group: its rows' queries side by side, one product per prompt and head
             grid = q.new_zeros(U, H, G, D)
             grid[group_of, :, slot] = q
