@@ -4,6 +4,7 @@ The wings, lower never importing higher:
     world/      task families, strategy cards, prompts, character tokenizer, pretraining corpus
     models      named sizes and the one loader (size | run checkpoint | any local HF causal LM)
     rollout     batched sampling with a KV cache; scoring a completion under two contexts
+    fastdecode  rollout's decoder for the lab's own Llama models (a group shares its prompt's cache)
     shifts      per-token distribution shift a strategy induces
     losses      the pure math: token KL, clipping, advantages, GRPO, LUFFY shaping, weights, targets
     config      one typed config per run, and the named method presets
@@ -17,7 +18,8 @@ Glossary (the same names in library, notebooks, app and metrics):
     p_auto          autonomous pass rate of a problem (share of its G rollouts that verify)
     p_guided        guided pass rate (share of its H guided rollouts that verify)
     target          the correct guided rollout chosen for distillation (likeliest under pi(. | x))
-    teacher_logits  pi_old(. | x, s, ~y_<t): the policy with the strategy in context (no gradient)
+    teacher_logits  pi_old(. | x, s, ~y_<t): the policy with the strategy in context (no gradient); for the
+                    live teacher, the logits the guided rollout was sampled from
     student_logits  pi_theta(. | x, ~y_<t): the same tokens, strategy removed
     kl_clip, delta  per-token clipping of the distillation KL (hard | scale | none) at delta
     weight          w_i, the adaptive per-problem weight of the distillation term

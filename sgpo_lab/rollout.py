@@ -2,8 +2,11 @@
 
 Two operations serve the whole lab:
 
-- ``sample``: many prompts at once, left-padded, decoded token by token with the model's KV cache.
-  Returns completion token ids that end with EOS (when the model stopped) and their texts.
+- ``sample``: many prompts at once, decoded token by token with a KV cache; a prompt repeated for a
+  group is read once. Returns completion token ids that end with EOS (when the model stopped), their
+  texts, and on request the logits each token was drawn from. The lab's own Llama models decode with
+  ``fastdecode`` (the rows of a group share one copy of their prompt's cache), any other model with its
+  own forward; both give the model's distribution (greedy completions are the same token for token).
 - ``completion_logits``: the logits a model assigns to *given* completion tokens after *given*
   prompts, in one batched forward pass. Prompts are left-padded and completions right-padded, so
   completion token t of every row sits in the same column: scoring the same completions after the
