@@ -232,7 +232,7 @@ app.add_typer(bench_app, name="bench")
 @bench_app.command("step")
 def bench_step(
     model: str = typer.Option("small", help="size name or model dir"),
-    steps: int = typer.Option(6, help="timed steps per method (after one warm-up step)"),
+    steps: int = typer.Option(10, help="timed steps per method (after one warm-up step)"),
     seed: int = typer.Option(0),
 ) -> None:
     """Time an SGPO step against a GRPO step on the same problems; print the ratio and peak RSS."""
