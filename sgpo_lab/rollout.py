@@ -144,23 +144,14 @@ def _hf_decode(model, ids, mask, row_prompt, *, max_new_tokens, eos, pad, greedy
         positions = _positions(mask)
         logits, past = forward(ids, mask, positions, None)
 
-    tokens = torch.full((len(row_prompt), max_new_tokens), pad, dtype=torch.long, device=ids.device)  # (B, T)
+    draws = fastdecode.Draws(len(row_prompt), max_new_tokens, logits.shape[-1], eos=eos, pad=pad, greedy=greedy,
+                             temperature=temperature, generator=generator, keep_logits=keep_logits, device=ids.device)
     active = torch.arange(len(row_prompt), device=ids.device)  # rows of the batch still sampling
     done = torch.zeros(len(row_prompt), dtype=torch.bool, device=ids.device)  # finished, per active row
-    kept = torch.zeros(*tokens.shape, logits.shape[-1], device=ids.device) if keep_logits else None  # (B, T, V)
     for t in range(max_new_tokens):
-        if greedy or temperature == 0:
-            nxt = logits.argmax(-1)
-        else:
-            probs = torch.softmax(logits / temperature, -1)
-            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-        nxt = torch.where(done, torch.full_like(nxt, pad), nxt)  # (A,)
-        tokens[active, t] = nxt
-        if kept is not None:
-            kept[active, t] = logits
-        done |= nxt == eos
+        nxt = draws.draw(logits, active, done, t)  # (A,)
         if bool(done.all()) or t + 1 == max_new_tokens:
-            return tokens[:, : t + 1], kept[:, : t + 1] if kept is not None else None
+            return draws.first(t + 1)
         if bool(done.any()) and hasattr(past, "batch_select_indices"):  # drop finished rows from the batch
             keep = (~done).nonzero().squeeze(1)
             past.batch_select_indices(keep)
@@ -168,7 +159,7 @@ def _hf_decode(model, ids, mask, row_prompt, *, max_new_tokens, eos, pad, greedy
         positions = positions[:, -1:] + 1
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         logits, past = forward(nxt[:, None], mask, positions, past)
-    return tokens, kept  # max_new_tokens == 0: nothing sampled
+    return draws.first(0)  # max_new_tokens == 0: nothing sampled
 
 
 def completion_logits(model: PreTrainedModel, prompt_ids: list[list[int]], completion_ids: list[list[int]], *,
