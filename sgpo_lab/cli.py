@@ -232,10 +232,11 @@ app.add_typer(bench_app, name="bench")
 @bench_app.command("step")
 def bench_step(
     model: str = typer.Option("small", help="size name or model dir"),
-    steps: int = typer.Option(10, help="timed steps per method (after one warm-up step)"),
-    seed: int = typer.Option(0),
+    steps: int = typer.Option(10, help="timed steps per method and seed (after one warm-up step)"),
+    seed: int = typer.Option(0, help="first seed"),
+    seeds: int = typer.Option(3, help="how many seeds (seed, seed + 1, ...): step times vary with what is sampled"),
 ) -> None:
-    """Time an SGPO step against a GRPO step on the same problems; print the ratio and peak RSS."""
+    """Time SGPO steps against GRPO steps on the same problems; print the ratio and peak RSS."""
     import resource
     import statistics
     import tempfile
@@ -246,22 +247,32 @@ def bench_step(
     from sgpo_lab.config import make_config
     from sgpo_lab.trainer import Trainer
 
-    with tempfile.TemporaryDirectory() as tmp:
-        trainers = {m: Trainer(make_config(m, model=model, seed=seed, steps=steps + 1), Path(tmp) / m, progress=False)
-                    for m in ("grpo", "sgpo")}
-        times: dict[str, list[float]] = {m: [] for m in trainers}
-        phases: dict[str, list[dict]] = {m: [] for m in trainers}
-        for step in range(1, steps + 2):
-            for name, trainer in trainers.items():  # interleaved: both see the same problems and machine load
-                t0 = time.perf_counter()
-                metrics = trainer.rl_step(step)
-                if step > 1:
-                    times[name].append(time.perf_counter() - t0)
-                    phases[name].append(metrics)
+    methods = ("grpo", "sgpo")
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    phases: dict[str, list[dict]] = {m: [] for m in methods}
+    typer.echo(f"model {model}, {steps} steps each per seed, {torch.get_num_threads()} torch thread(s), "
+               "median seconds per step:")
+    for s in range(seed, seed + seeds):
+        seed_times: dict[str, list[float]] = {m: [] for m in methods}
+        with tempfile.TemporaryDirectory() as tmp:
+            trainers = {m: Trainer(make_config(m, model=model, seed=s, steps=steps + 1), Path(tmp) / m,
+                                   progress=False) for m in methods}
+            for step in range(1, steps + 2):
+                for name, trainer in trainers.items():  # interleaved: both see the same problems and machine load
+                    t0 = time.perf_counter()
+                    metrics = trainer.rl_step(step)
+                    if step > 1:
+                        seed_times[name].append(time.perf_counter() - t0)
+                        phases[name].append(metrics)
+            del trainers
+        med = {m: statistics.median(t) for m, t in seed_times.items()}
+        typer.echo(f"  seed {s}: grpo {med['grpo']:.3f} s, sgpo {med['sgpo']:.3f} s, "
+                   f"ratio {med['sgpo'] / med['grpo']:.2f}x")
+        for m in methods:
+            times[m] += seed_times[m]
     med = {m: statistics.median(t) for m, t in times.items()}
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    typer.echo(f"model {model}, {steps} steps each, {torch.get_num_threads()} torch thread(s), "
-               "median seconds per step:")
+    typer.echo(f"  all {len(times['grpo'])} steps of each:")
     for m, t in med.items():
         split = ", ".join(f"{phase} {statistics.median(r[f'time_{phase}'] for r in phases[m]):.3f}"
                           for phase in ("sample", "score", "update"))

@@ -89,8 +89,9 @@ def test_cli_refuses_an_existing_run_without_resume_or_overwrite(tmp_path):
 
 
 def test_bench_step_prints_the_ratio_and_peak_memory():
-    result = _cli("bench", "step", "--model", "tiny", "--steps", "1")
+    result = _cli("bench", "step", "--model", "tiny", "--steps", "1", "--seeds", "2")
     assert result.returncode == 0, result.stderr
+    assert len(re.findall(r"seed \d: grpo .* ratio \d+\.\d+x", result.stdout)) == 2, result.stdout
     ratio = re.search(r"sgpo / grpo step time ratio: (\d+\.\d+)x", result.stdout)
     rss = re.search(r"peak RSS: (\d+) MB", result.stdout)
     assert ratio and float(ratio.group(1)) > 0, result.stdout
