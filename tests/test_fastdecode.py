@@ -90,3 +90,12 @@ def test_an_unsupported_model_samples_with_its_own_forward():
     model.config.attention_bias = False
     assert fastdecode.supports(model)
     assert sample(model, tok, prompts, max_new_tokens=8, greedy=True).completion_ids == own_forward.completion_ids
+
+
+def test_bf16_weights_decode_like_their_own_forward(monkeypatch):
+    model, tok = load_model("tiny")
+    model = model.to(torch.bfloat16)
+    prompts = _mixed_prompts()[::3]
+    fast = sample(model, tok, prompts, greedy=True, max_new_tokens=60)
+    monkeypatch.setattr(fastdecode, "supports", lambda m: False)
+    assert sample(model, tok, prompts, greedy=True, max_new_tokens=60).completion_ids == fast.completion_ids
