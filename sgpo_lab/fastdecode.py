@@ -127,12 +127,14 @@ def _prefill(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor) -> t
         else:
             passes.append([u])
     kv: list[tuple[torch.Tensor, torch.Tensor]] = []
-    logits = torch.empty(len(lengths), model.config.vocab_size, device=ids.device)
+    logits = torch.empty(0)
     for group in passes:
         rows, width = torch.tensor(group, device=ids.device), max(lengths[u] for u in group)
         ids_p, mask_p = ids[rows, -width:], mask[rows, -width:]  # left-padded: the real tokens are the last ones
         out = model(input_ids=ids_p, attention_mask=mask_p, position_ids=(mask_p.cumsum(-1) - 1).clamp(min=0),
                     use_cache=True)
+        if not len(logits):
+            logits = torch.empty(len(lengths), out.logits.shape[-1], device=ids.device)  # (U, V)
         logits[rows] = out.logits[:, -1].float()
         for i, (k, v) in enumerate(_prompt_cache(getattr(out, cache_arg))):  # (n, H, width, D) each
             if i == len(kv):
