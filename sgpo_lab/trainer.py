@@ -59,7 +59,11 @@ class Batch:
     completions: list[list[int]]
 
 
-def _generator(seed: int, step: int, salt: int = 0) -> torch.Generator:
+def step_generator(seed: int, step: int, salt: int = 0) -> torch.Generator:
+    """The random stream of one step: sampling and target draws of step ``step`` (salt 7: its evaluation).
+
+    It depends on (seed, step) only, so a resumed run draws what an uninterrupted one would.
+    """
     return torch.Generator().manual_seed(seed * 1_000_003 + step * 101 + salt)
 
 
@@ -170,7 +174,7 @@ class Trainer:
         cfg, tok = self.cfg, self.tokenizer
         problems = self.batch_problems(step)
         P, G, H = len(problems), cfg.group_size, cfg.guided_size
-        gen = _generator(cfg.seed, step)
+        gen = step_generator(cfg.seed, step)
         t0 = time.perf_counter()
 
         # 1. sample: G autonomous and H guided rollouts per problem, from pi_old (the current weights), in one batch
@@ -365,7 +369,7 @@ class Trainer:
 
     def _evaluate(self, step: int) -> None:
         rows = evaluate(self.model, self.tokenizer, self.eval_set, k=self.cfg.eval_k,
-                        generator=_generator(self.cfg.seed, step, salt=7))
+                        generator=step_generator(self.cfg.seed, step, salt=7))
         self.writer.append("eval.jsonl", [{"step": step, **vars(r)} for r in rows])
 
     def _probe(self, step: int) -> None:
