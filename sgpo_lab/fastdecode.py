@@ -73,6 +73,11 @@ def _rms(x: torch.Tensor, eps: float) -> torch.Tensor:
     return x * (x * x).mean(-1, keepdim=True).add_(eps).rsqrt_()
 
 
+def cache_argument(model: PreTrainedModel) -> str:
+    """The forward's KV-cache argument: transformers 5 calls it ``cache``, 4.x ``past_key_values``."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 def _prompt_cache(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per layer (keys, values), each (U, H, P, D), from a transformers cache of any recent version."""
     if hasattr(cache, "layers"):  # transformers >= 4.56
@@ -118,7 +123,7 @@ def _prefill(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor) -> t
     Read with the model's own forward, in passes of similar lengths: a short autonomous prompt batched with
     long guided ones would otherwise be read at the long ones' width.
     """
-    cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    cache_arg = cache_argument(model)
     lengths = mask.sum(-1).tolist()
     passes: list[list[int]] = []
     for u in sorted(range(len(lengths)), key=lengths.__getitem__):  # shortest first

@@ -19,7 +19,6 @@ This file knows models and tokenizers, not losses, methods or the trainer.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 import torch
@@ -125,8 +124,7 @@ def _hf_decode(model, ids, mask, row_prompt, *, max_new_tokens, eos, pad, greedy
     Rows that finish leave the batch (their cache rows are dropped), so a few long completions do not make
     every short one pay for their length.
     """
-    # transformers 5 calls the KV cache argument `cache`; 4.x called it `past_key_values`
-    cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    cache_arg = fastdecode.cache_argument(model)
 
     def forward(step_ids, mask, positions, past):
         out = model(input_ids=step_ids, attention_mask=mask, position_ids=positions, use_cache=True,

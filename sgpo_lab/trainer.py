@@ -8,7 +8,7 @@ One RL step, top to bottom (``Trainer.rl_step``):
     4. targets    among correct guided rollouts, the likeliest under the *unguided* policy
     5. logits     teacher  pi_old(. | x, s, ~y_<t): the logits the guided rollouts were drawn from, kept
                   while sampling (a frozen teacher: its own forward, no grad);  student pi_theta(. | x, ~y_<t)
-                  and the autonomous rollouts under pi_theta, in one forward pass
+                  on the targets, and pi_theta on the autonomous rollouts, each in its own forward pass
     6. loss       L = L_GRPO + mean_i w_i * mean_t clip(KL_t)      (or the convex mix per problem)
     7. update     one AdamW step (so pi_old = pi_theta at sampling time: old log-probs are the
                   detached current ones, and the importance ratio starts at 1)
