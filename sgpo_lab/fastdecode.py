@@ -88,14 +88,17 @@ def _prompt_cache(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 class Draws:
-    """The tokens drawn so far, (B, T) with ``pad`` after each row's EOS, and optionally their logits (B, T, V).
+    """The tokens drawn so far, (B, T) with ``pad`` after each row's end, and optionally their logits (B, T, V).
+
+    ``eos`` is one end id or several (an instruct model's generation config often names two): any of them ends a row.
 
     Both decoders draw through it: the argmax, or a draw from softmax(logits / temperature).
     """
 
-    def __init__(self, rows: int, steps: int, vocab: int, *, eos: int, pad: int, greedy: bool, temperature: float,
-                 generator: torch.Generator | None, keep_logits: bool, device: torch.device):
-        self.eos, self.pad, self.greedy, self.temperature, self.generator = eos, pad, greedy, temperature, generator
+    def __init__(self, rows: int, steps: int, vocab: int, *, eos: int | list[int], pad: int, greedy: bool,
+                 temperature: float, generator: torch.Generator | None, keep_logits: bool, device: torch.device):
+        self.pad, self.greedy, self.temperature, self.generator = pad, greedy, temperature, generator
+        self.end_ids = torch.tensor([eos] if isinstance(eos, int) else list(eos), dtype=torch.long, device=device)
         self.tokens = torch.full((rows, steps), pad, dtype=torch.long, device=device)
         self.logits = torch.zeros(rows, steps, vocab, device=device) if keep_logits else None
 
@@ -109,7 +112,7 @@ class Draws:
         self.tokens[rows, n] = nxt
         if self.logits is not None:
             self.logits[rows, n] = logits
-        done |= nxt == self.eos
+        done |= torch.isin(nxt, self.end_ids)  # any of the model's end ids ends a row
         return nxt
 
     def first(self, steps: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -157,7 +160,7 @@ def _moved(steps: torch.Tensor, room: int) -> torch.Tensor:
 
 @torch.inference_mode()
 def decode(model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, row_prompt: torch.Tensor,
-           *, max_new_tokens: int, eos: int, pad: int, greedy: bool, temperature: float,
+           *, max_new_tokens: int, eos: int | list[int], pad: int, greedy: bool, temperature: float,
            generator: torch.Generator | None, keep_logits: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Sample one completion per row, row b continuing prompt ``row_prompt[b]``; returns tokens (B, T) and logits.
 

@@ -19,6 +19,7 @@ This file knows models and tokenizers, not losses, methods or the trainer.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -65,32 +66,54 @@ def _positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.cumsum(-1) - 1).clamp(min=0)  # (B, L): 0 at each row's first real token
 
 
+def end_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Every id that ends a completion: the tokenizer's EOS and each end id the model's generation config names.
+
+    Instruct models often name several (Qwen2: ``<|im_end|>`` and ``<|endoftext|>``); stopping on the
+    tokenizer's EOS alone lets a completion run past the turn's end.
+    """
+    ids: list[int] = []
+    config = getattr(model, "generation_config", None)
+    for value in (tokenizer.eos_token_id, getattr(config, "eos_token_id", None)):
+        for i in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(i, int) and i not in ids:
+                ids.append(i)
+    if not ids:
+        raise ValueError("the tokenizer and the model's generation config name no end-of-sequence id; expected an "
+                         "eos_token in tokenizer_config.json or eos_token_id in generation_config.json")
+    return ids
+
+
 @torch.inference_mode()
 def sample(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: list[str], *,
            max_new_tokens: int = 96, temperature: float = 1.0, greedy: bool = False,
-           generator: torch.Generator | None = None, batch_size: int = 256, keep_logits: bool = False) -> Rollouts:
+           generator: torch.Generator | None = None, batch_size: int = 256, keep_logits: bool = False,
+           stop_ids: list[int] | None = None) -> Rollouts:
     """Sample one completion per prompt (repeat a prompt in ``prompts`` to sample a group).
 
+    A completion ends at the first of ``stop_ids`` (default: ``end_ids(model, tokenizer)``), which it keeps.
     ``keep_logits`` also keeps, per row, the logits each token was drawn from: the policy's distribution over
     the completion in its own context, which a second forward pass would only recompute.
     """
+    stops = stop_ids or end_ids(model, tokenizer)
     out = Rollouts([], [], [], [], [] if keep_logits else None)
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start:start + batch_size]
         ids, fin, logits = _sample_chunk(model, tokenizer, encode_prompts(tokenizer, chunk),
                                          max_new_tokens=max_new_tokens, temperature=temperature, greedy=greedy,
-                                         generator=generator, keep_logits=keep_logits)
+                                         generator=generator, keep_logits=keep_logits, stops=stops)
         out.prompts += chunk
         out.completion_ids += ids
         out.finished += fin
         if keep_logits:
             out.logits += logits
-    out.texts = [tokenizer.decode([t for t in ids if t != tokenizer.eos_token_id], skip_special_tokens=True)
+    out.texts = [tokenizer.decode([t for t in ids if t not in stops], skip_special_tokens=True)
                  for ids in out.completion_ids]
     return out
 
 
-def _sample_chunk(model, tokenizer, prompt_ids, *, max_new_tokens, temperature, greedy, generator, keep_logits):
+def _sample_chunk(model, tokenizer, prompt_ids, *, max_new_tokens, temperature, greedy, generator, keep_logits,
+                  stops):
     """Sample until every row has emitted EOS (or ``max_new_tokens``): completions, finished flags, logits.
 
     A prompt repeated for a group (G rollouts of one question) is read once. The lab's own Llama models
@@ -98,20 +121,21 @@ def _sample_chunk(model, tokenizer, prompt_ids, *, max_new_tokens, temperature, 
     its own forward (``_hf_decode``). Both return tokens (B, T), ``pad`` after each row's EOS, and with
     ``keep_logits`` the logits (B, T, V) each token was drawn from.
     """
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
     device = next(model.parameters()).device
     distinct: dict[tuple[int, ...], int] = {}
     row_prompt = torch.tensor([distinct.setdefault(tuple(p), len(distinct)) for p in prompt_ids], device=device)
     ids, mask = (t.to(device) for t in _left_pad([list(p) for p in distinct], pad))  # (U, P)
     decode = fastdecode.decode if fastdecode.supports(model) else _hf_decode
-    tokens, logits = decode(model, ids, mask, row_prompt, max_new_tokens=max_new_tokens, eos=eos, pad=pad,
+    tokens, logits = decode(model, ids, mask, row_prompt, max_new_tokens=max_new_tokens, eos=stops, pad=pad,
                             greedy=greedy, temperature=temperature, generator=generator,
                             keep_logits=keep_logits)  # (B, T), (B, T, V) or None
     completions, finished = [], []
+    stop_set = set(stops)
     for row in tokens.tolist():
-        cut = row.index(eos) + 1 if eos in row else len(row)
-        completions.append(row[:cut])
-        finished.append(eos in row)
+        cut = next((t + 1 for t, tok in enumerate(row) if tok in stop_set), None)
+        completions.append(row[:cut] if cut else row)
+        finished.append(cut is not None)
     kept = [logits[i, : len(c)].clone() for i, c in enumerate(completions)] if keep_logits else None
     return completions, finished, kept
 
@@ -160,6 +184,11 @@ def _hf_decode(model, ids, mask, row_prompt, *, max_new_tokens, eos, pad, greedy
     return draws.first(0)  # max_new_tokens == 0: nothing sampled
 
 
+def _keeps_logits(model: PreTrainedModel) -> bool:
+    """Whether the model's forward can compute logits for its last columns only (a large vocabulary's memory)."""
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
+
+
 def completion_logits(model: PreTrainedModel, prompt_ids: list[list[int]], completion_ids: list[list[int]], *,
                       pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Logits for each completion token after its prompt, aligned by completion position.
@@ -179,8 +208,12 @@ def completion_logits(model: PreTrainedModel, prompt_ids: list[list[int]], compl
     device = next(model.parameters()).device
     ids = torch.tensor(rows, device=device)  # (B, P + T)
     attn = torch.tensor(masks, device=device)  # (B, P + T)
-    logits = model(input_ids=ids, attention_mask=attn, position_ids=_positions(attn)).logits  # (B, P + T, V)
-    logits = logits[:, width_p - 1: width_p - 1 + width_c].float()  # (B, T, V): column P-1+t predicts token t
+    if _keeps_logits(model):  # only the T + 1 last columns go through the head: (B, T + 1, V), not (B, P + T, V)
+        logits = model(input_ids=ids, attention_mask=attn, position_ids=_positions(attn),
+                       logits_to_keep=width_c + 1).logits[:, :width_c].float()  # (B, T, V)
+    else:
+        logits = model(input_ids=ids, attention_mask=attn, position_ids=_positions(attn)).logits  # (B, P + T, V)
+        logits = logits[:, width_p - 1: width_p - 1 + width_c].float()  # (B, T, V): column P-1+t predicts token t
     tokens = ids[:, width_p:width_p + width_c]  # (B, T)
     mask = attn[:, width_p:width_p + width_c].float()  # (B, T)
     return logits, tokens, mask

@@ -20,9 +20,11 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from sgpo_lab.losses import token_kl
+from sgpo_lab.prompts import Prompter
 from sgpo_lab.rollout import completion_logits, encode_prompts, sample
-from sgpo_lab.world.prompts import autonomous_prompt, guided_prompt
 from sgpo_lab.world.tokenizer import check_text
+
+MAX_TEXT_CHARS = 4_000  # a question, card or completion longer than this is refused before any forward pass
 
 SHIFT_COLUMNS = ["position", "token", "kl", "logp_change", "p_guided", "p_unguided",
                  "top_guided", "top_guided_p", "top_unguided", "top_unguided_p"]
@@ -38,17 +40,55 @@ class ShiftItem:
 
 
 def _token_text(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> list[str]:
-    return [tokenizer.decode([i]) for i in ids]
+    """Each token as readable text: its own decoding, or for a byte-level piece that is not whole UTF-8 on its own
+    (half of a multi-byte character), its bytes written as ``<0xE2>``."""
+    out = []
+    for i in ids:
+        text = tokenizer.decode([i])
+        if "\ufffd" in text:
+            piece = tokenizer.convert_ids_to_tokens(i) or ""
+            raw = _byte_level_bytes(piece)
+            text = "".join(f"<0x{b:02X}>" for b in raw) if raw is not None else text
+        out.append(text)
+    return out
+
+
+def _byte_level_bytes(piece: str) -> bytes | None:
+    """The bytes a GPT-2-style byte-level token stands for (None when ``piece`` is not such a token)."""
+    table = _byte_decoder()
+    try:
+        return bytes(table[ch] for ch in piece)
+    except KeyError:
+        return None
+
+
+def _byte_decoder() -> dict[str, int]:
+    # GPT-2's printable stand-ins for the 256 bytes: printable bytes map to themselves, the rest to 256 + n
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("\xa1"), ord("\xac") + 1), *range(ord("\xae"), 256)]
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in keep:
+            chars[chr(b)] = b
+        else:
+            chars[chr(256 + extra)] = b
+            extra += 1
+    return chars
 
 
 @torch.no_grad()
 def shift_tables(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, items: list[ShiftItem], *,
-                 top_k: int = 5) -> list[pd.DataFrame]:
-    """Per-token shift tables for many completions, in two batched forward passes (guided, unguided)."""
+                 top_k: int = 5, prompter: Prompter | None = None) -> list[pd.DataFrame]:
+    """Per-token shift tables for many completions, in two batched forward passes (guided, unguided).
+
+    ``prompter`` builds both contexts (default: the world's plain prompts).
+    """
     if not items:
         return []
-    guided = encode_prompts(tokenizer, [guided_prompt(it.question, it.strategy) for it in items])
-    unguided = encode_prompts(tokenizer, [autonomous_prompt(it.question) for it in items])
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    prompter = prompter or Prompter(tokenizer)
+    guided = encode_prompts(tokenizer, [prompter.guided(it.question, it.strategy) for it in items])
+    unguided = encode_prompts(tokenizer, [prompter.autonomous(it.question) for it in items])
     completions = [it.completion_ids for it in items]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     q_logits, tokens, _ = completion_logits(model, guided, completions, pad_id=pad)  # (B, T, V)
@@ -79,18 +119,24 @@ def shift_tables(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ite
 
 def token_shifts(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, question: str, strategy: str,
                  completion: str | list[int] | None = None, *, top_k: int = 5, max_new_tokens: int = 112,
-                 greedy: bool = True, seed: int = 0) -> pd.DataFrame:
+                 greedy: bool = True, seed: int = 0, prompter: Prompter | None = None) -> pd.DataFrame:
     """The shift table of one completion: given as text or token ids, or sampled from the guided policy.
 
-    The frame's ``attrs`` hold the completion text and whether it was sampled.
+    ``prompter`` builds the two contexts (default: the world's plain prompts; ``Prompter.for_task`` for a
+    task's and a chat model's). The frame's ``attrs`` hold the completion text and whether it was sampled.
     """
     if not question.strip():
         raise ValueError("the problem is empty; expected a question such as 'sum 3 8 5'")
+    for what, text in (("problem", question), ("strategy", strategy),
+                       ("completion", completion if isinstance(completion, str) else "")):
+        if len(text) > MAX_TEXT_CHARS:
+            raise ValueError(f"the {what} has {len(text):,} characters; expected at most {MAX_TEXT_CHARS:,}")
+    prompter = prompter or Prompter(tokenizer)
     check_text(tokenizer, question, what="problem")
     check_text(tokenizer, strategy, what="strategy")
     sampled = completion is None
     if sampled:
-        out = sample(model, tokenizer, [guided_prompt(question, strategy)], max_new_tokens=max_new_tokens,
+        out = sample(model, tokenizer, [prompter.guided(question, strategy)], max_new_tokens=max_new_tokens,
                      greedy=greedy, generator=torch.Generator().manual_seed(seed))
         ids = out.completion_ids[0]
     elif isinstance(completion, str):
@@ -100,6 +146,6 @@ def token_shifts(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, que
         ids = list(completion)
     if not ids:
         raise ValueError("the completion is empty; expected at least one token")
-    table = shift_tables(model, tokenizer, [ShiftItem(question, strategy, ids)], top_k=top_k)[0]
+    table = shift_tables(model, tokenizer, [ShiftItem(question, strategy, ids)], top_k=top_k, prompter=prompter)[0]
     table.attrs.update(completion=tokenizer.decode(ids, skip_special_tokens=True), sampled=sampled)
     return table
