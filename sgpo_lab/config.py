@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sgpo_lab.world.tasks import FAMILIES
+from sgpo_lab.tasks import DEFAULT_TASK, load_task
 
 
 class TrainConfig(BaseModel):
@@ -24,7 +24,16 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     method: str = Field("sgpo", description="preset name the fields were resolved from (see METHODS)")
+    task: str = Field(DEFAULT_TASK, description="task: world, world:sum,count, reasoning-gym:DATASET, jsonl:PATH or "
+                      "module:function (sgpo-lab tasks lists them)")
     model: str = Field("small", description="size name (tiny|small|medium), run/checkpoint dir or local HF model dir")
+    cards: str | None = Field(None, description="card file (JSONL from 'sgpo-lab strategies rank'): the top-ranked "
+                              "card per problem type; None: the task's own cards")
+    prompt_style: Literal["auto", "plain", "chat"] = Field("auto", description="plain 'Q: ... A:' text, the model's "
+                                                           "chat template, or auto (the template when it has one)")
+    device: str = Field("cpu", description="torch device: cpu (default), cuda, cuda:1, ...")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="weights' dtype (bfloat16 on "
+                                                             "GPUs that have it; float32 on a CPU)")
     steps: int = Field(60, ge=1, description="optimizer steps")
     seed: int = Field(0, ge=0, description="seed for problem order, sampling and evaluation")
     lr: float = Field(3e-4, gt=0, description="AdamW learning rate")
@@ -33,8 +42,9 @@ class TrainConfig(BaseModel):
     guided_size: int = Field(4, ge=0, description="H: guided rollouts per problem (strategy in the prompt)")
     temperature: float = Field(1.0, gt=0, description="sampling temperature of rollouts")
     max_new_tokens: int = Field(96, ge=1, description="longest completion sampled")
-    families: list[str] = Field(default_factory=lambda: list(FAMILIES), description="task families trained on")
-    train_problems: int = Field(64, ge=1, description="training problems per family")
+    families: list[str] | None = Field(None, description="problem types trained and evaluated on (None: all of "
+                                       "the task's)")
+    train_problems: int = Field(64, ge=1, le=100_000, description="training problems per family")
 
     # autonomous GRPO term
     grpo: bool = Field(True, description="include the autonomous GRPO term")
@@ -49,6 +59,9 @@ class TrainConfig(BaseModel):
     kl_clip: Literal["hard", "scale", "none"] = Field("hard", description="per-token KL clipping at delta")
     kl_delta: float = Field(1.0, gt=0, description="delta: the KL clipping threshold")
     top_k: int | None = Field(None, ge=1, description="KL on the teacher's top-k + tail bucket (None: full vocab)")
+    logits_budget_mb: float = Field(256, gt=0, description="largest logits tensor of one scoring pass (MB): rows are "
+                                    "scored in micro-batches under it, with gradient accumulation, and a live "
+                                    "teacher's logits are kept from sampling only when they fit")
     teacher: Literal["live", "frozen"] = Field("live", description="live: the current weights with the strategy in "
                                                "context (the paper); frozen: the starting model, never updated")
     target: Literal["best", "random", "all"] = Field("best", description="target selection among correct guided")
@@ -67,17 +80,18 @@ class TrainConfig(BaseModel):
 
     # logging
     eval_every: int = Field(20, ge=0, description="evaluate every N steps (0: only at start and end)")
-    eval_problems: int = Field(16, ge=1, description="evaluation problems per family and split")
-    eval_k: int = Field(4, ge=1, description="k of pass@k")
+    eval_problems: int = Field(16, ge=1, le=100_000, description="evaluation problems per family and split")
+    eval_k: int = Field(4, ge=1, le=1024, description="k of pass@k")
+    eval_max_new_tokens: int = Field(144, ge=1, description="longest completion sampled in evaluation")
     probe_every: int = Field(20, ge=0, description="record token shifts of the probe set every N steps")
     probe_problems: int = Field(2, ge=0, description="probe problems per family")
     checkpoint_every: int = Field(20, ge=0, description="save a checkpoint every N steps (and at the end)")
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        unknown = [f for f in self.families if f not in FAMILIES]
-        if unknown or not self.families:
-            raise ValueError(f"families {unknown or '[]'} invalid; expected a non-empty subset of {list(FAMILIES)}")
+        if self.families is not None and not self.families:
+            raise ValueError("families is empty; expected a non-empty list of problem types, or null for all")
+        load_task(self.task).check_families(self.families)
         needs_guided = self.distill != "none" and self.sft_steps < self.steps
         if needs_guided and self.guided_size < 1:
             raise ValueError("guided_size must be >= 1 when distill is on; expected a positive H (paper: 4)")
@@ -144,7 +158,9 @@ def describe_validation_error(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
         field = ".".join(str(x) for x in e["loc"]) or "config"
-        if e["type"] == "extra_forbidden":
+        if not e["loc"]:  # a check across fields: its own message says what and why
+            parts.append(str(e["msg"]).removeprefix("Value error, "))
+        elif e["type"] == "extra_forbidden":
             parts.append(f"unknown field {field!r}; expected one of: {', '.join(TrainConfig.model_fields)}")
         else:
             parts.append(f"{field}={e.get('input')!r}: {e['msg']}")

@@ -184,6 +184,9 @@ def _hf_decode(model, ids, mask, row_prompt, *, max_new_tokens, eos, pad, greedy
     return draws.first(0)  # max_new_tokens == 0: nothing sampled
 
 
+FULL_LOGITS_BYTES = 32 * 2**20
+
+
 def _keeps_logits(model: PreTrainedModel) -> bool:
     """Whether the model's forward can compute logits for its last columns only (a large vocabulary's memory)."""
     return "logits_to_keep" in inspect.signature(model.forward).parameters
@@ -208,7 +211,10 @@ def completion_logits(model: PreTrainedModel, prompt_ids: list[list[int]], compl
     device = next(model.parameters()).device
     ids = torch.tensor(rows, device=device)  # (B, P + T)
     attn = torch.tensor(masks, device=device)  # (B, P + T)
-    if _keeps_logits(model):  # only the T + 1 last columns go through the head: (B, T + 1, V), not (B, P + T, V)
+    vocab = model.get_output_embeddings().weight.shape[0]
+    # with a large vocabulary only the T + 1 last columns go through the head: (B, T + 1, V), not (B, P + T, V);
+    # a small one takes the full forward (as cheap, and the gradient's float rounding stays what it always was)
+    if ids.numel() * vocab * 4 > FULL_LOGITS_BYTES and _keeps_logits(model):
         logits = model(input_ids=ids, attention_mask=attn, position_ids=_positions(attn),
                        logits_to_keep=width_c + 1).logits[:, :width_c].float()  # (B, T, V)
     else:

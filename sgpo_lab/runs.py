@@ -26,10 +26,104 @@ import pandas as pd
 import yaml
 
 STATES = ("running", "finished", "failed", "interrupted")
+# config.yaml keys beside the TrainConfig fields: the versions that ran and the card set the run distilled
+CONFIG_EXTRAS = ("versions", "card_set")
 
 
 class RunError(ValueError):
     """A run directory that cannot be read as asked."""
+
+
+class RunDirError(ValueError):
+    """An output directory that cannot be used as asked."""
+
+
+# ------------------------------------------------------------------------------ the output folder
+
+
+def prepare_out_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to clobber: an existing non-empty dir needs --resume or --overwrite (and only a run is overwritten)."""
+    import shutil
+
+    if resume and overwrite:
+        raise RunDirError("choose one of --resume and --overwrite")
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"output {str(out)!r} is a file; expected a directory for the run")
+    busy = out.exists() and any(out.iterdir())
+    if busy and not (resume or overwrite):
+        raise RunDirError(f"output directory {str(out)!r} already exists; pass --resume to continue it "
+                          "or --overwrite to replace it")
+    if resume and not busy:
+        raise RunDirError(f"nothing to resume in {str(out)!r}; expected a run directory with checkpoints")
+    if overwrite and busy:
+        if not is_run(out):
+            raise RunDirError(f"refusing to overwrite {str(out)!r}: it is not a run directory")
+        shutil.rmtree(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise RunDirError(f"cannot write to output directory {str(out)!r}: {err.strerror or err}") from None
+
+
+# ------------------------------------------------------------------------------ checkpoints
+
+
+def save_checkpoint(run: Path, step: int, model, tokenizer, optimizer) -> Path:
+    """``checkpoints/step-NNNNNN``: weights and tokenizer (safetensors), the optimizer's state; written atomically."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    final = Path(run) / "checkpoints" / f"step-{step:06d}"
+    tmp = final.with_name(f".{final.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    state = optimizer.state_dict()
+    tensors = {f"{idx}.{name}": t.contiguous() for idx, s in state["state"].items() for name, t in s.items()}
+    save_file(tensors, tmp / "optimizer.safetensors")
+    (tmp / "trainer_state.json").write_text(json.dumps({"step": step, "param_groups": state["param_groups"]}))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
+
+
+def load_optimizer_state(checkpoint: Path, optimizer) -> int:
+    """Restore the optimizer of a checkpoint (safetensors, no pickle); returns the checkpoint's step."""
+    from safetensors.torch import load_file
+
+    meta = json.loads((checkpoint / "trainer_state.json").read_text())
+    state: dict[int, dict] = {}
+    for key, t in load_file(checkpoint / "optimizer.safetensors").items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = t
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    return int(meta["step"])
+
+
+# ------------------------------------------------------------------------------ the resolved config
+
+
+def resolved_config(fields: dict[str, Any], *, card_set: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """What config.yaml holds: the config's fields, the package versions, and the cards per problem type."""
+    import platform
+
+    import torch
+    import transformers
+
+    import sgpo_lab
+
+    return {**fields, "versions": {"sgpo_lab": sgpo_lab.__version__, "torch": str(torch.__version__),
+                                   "transformers": transformers.__version__, "python": platform.python_version()},
+            **({"card_set": card_set} if card_set is not None else {})}
+
+
+def read_run_config(run: str | Path) -> dict[str, Any]:
+    """The config fields a run was made with (config.yaml without its extras): what ``--resume`` rebuilds."""
+    return {k: v for k, v in read_config(run).items() if k not in CONFIG_EXTRAS}
 
 
 # ----------------------------------------------------------------------------------------- writing

@@ -1,62 +1,70 @@
 """The training loop: one readable step for SGPO, its baselines and ablations (config decides which terms run).
 
-One RL step, top to bottom (``Trainer.rl_step``):
+One RL step (``Trainer.rl_step``) calls its phases in order; each is a method a notebook can call:
 
-    1. sample     G autonomous rollouts  y ~ pi_old(. | x)     and H guided  ~y ~ pi_old(. | x, s)
-    2. score      rewards R in {0,1}, pass rates p_auto, p_guided per problem
-    3. advantage  group-normalised over the autonomous group (+ the expert response for LUFFY)
-    4. targets    among correct guided rollouts, the likeliest under the *unguided* policy
-    5. logits     teacher  pi_old(. | x, s, ~y_<t): the logits the guided rollouts were drawn from, kept
-                  while sampling (a frozen teacher: its own forward, no grad);  student pi_theta(. | x, ~y_<t)
-                  on the targets, and pi_theta on the autonomous rollouts, each in its own forward pass
-    6. loss       L = L_GRPO + mean_i w_i * mean_t clip(KL_t)      (or the convex mix per problem)
-    7. update     one AdamW step (so pi_old = pi_theta at sampling time: old log-probs are the
-                  detached current ones, and the importance ratio starts at 1)
-    8. log        metrics.jsonl, instances, eval.jsonl, token_shifts, checkpoints (runs.RunWriter)
+    1. sample       G autonomous rollouts  y ~ pi_old(. | x)  and H guided  ~y ~ pi_old(. | x, s), in one batch
+    2. score        the task's verifier: rewards R in {0,1}, pass rates p_auto, p_guided per problem
+    3. advantages   group-normalised over the autonomous group (+ the expert response for LUFFY)
+    4. targets      the adaptive weight w_i; among correct guided rollouts, the likeliest under pi(. | x)
+    5. loss terms   student pi_theta on the autonomous rows (GRPO) and on the targets (distillation); teacher
+                    pi_old(. | x, s, ~y_<t): the logits the guided rollouts were drawn from when they fit in memory,
+                    else a no-grad forward on the targets only (a frozen teacher: its own forward)
+                    L = L_GRPO + mean_i w_i * mean_t clip(KL_t)      (``losses.objective``: or the convex mix)
+    6. update       one AdamW step (so pi_old = pi_theta at sampling time: old log-probs are the detached
+                    current ones, and the importance ratio starts at 1)
+    then log        metrics.jsonl, instances, eval.jsonl, token_shifts, checkpoints (runs.RunWriter)
 
-SFT steps (``sft``, and the warm-up of ``sft_grpo``) replace 1-6 with the token-mean NLL of the
-expert's responses. Reproducible: problems and sampling of step s depend only on (seed, s), so the
-same seed gives the same metrics and a resumed run continues exactly where it stopped.
+``StepRows`` owns the row layout of a step (problems x autonomous + guided rows), so the ``i * G + j``
+arithmetic lives in one place. Rows are scored in micro-batches whose logits stay under
+``logits_budget_mb``, with gradient accumulation, so memory does not grow with vocabulary x rows; when
+everything fits in one pass (the Strategy World) the step is one forward and one backward, as always.
+
+SFT steps (``sft``, and the warm-up of ``sft_grpo``) replace 1-5 with the token-mean NLL of the task's
+expert responses. Reproducible: problems and sampling of step s depend only on (seed, s), so the same seed
+gives the same metrics and a resumed run continues exactly where it stopped.
 """
 
 from __future__ import annotations
 
-import json
-import platform
 import random
-import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-import sgpo_lab
 from sgpo_lab import losses as L
+from sgpo_lab.cards import load_cards
 from sgpo_lab.config import TrainConfig
-from sgpo_lab.evaluate import evaluate
+from sgpo_lab.evaluate import card_of, evaluate
 from sgpo_lab.models import load_model
-from sgpo_lab.rollout import completion_logits, encode_prompts, sample
-from sgpo_lab.runs import RunWriter, list_checkpoints, read_status
+from sgpo_lab.prompts import Prompter
+from sgpo_lab.rollout import Rollouts, completion_logits, encode_prompts, end_ids, sample
+from sgpo_lab.runs import (
+    RunDirError,
+    RunWriter,
+    list_checkpoints,
+    load_optimizer_state,
+    prepare_out_dir,
+    read_status,
+    resolved_config,
+    save_checkpoint,
+)
 from sgpo_lab.shifts import ShiftItem, shift_tables
-from sgpo_lab.world.problems import Problem, world_problems
-from sgpo_lab.world.prompts import autonomous_prompt, guided_prompt
-from sgpo_lab.world.tasks import verify
+from sgpo_lab.tasks import Problem, Task, TaskError, load_task
+
+__all__ = ["RunDirError", "StepRows", "Trainer", "step_generator", "train"]
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-class RunDirError(ValueError):
-    """An output directory that cannot be used as asked."""
-
-
-@dataclass
-class Batch:
-    """Rows of one forward pass under the unguided prompt: which rows are what."""
-
-    prompts: list[str]
-    completions: list[list[int]]
+def _pooled(parts: list[tuple[float, float]]) -> float:
+    """A token-mean from micro-batches' (value, share of tokens); one micro-batch's value as it is."""
+    if len(parts) == 1:
+        return parts[0][0]
+    return sum(v * share for v, share in parts)
 
 
 def step_generator(seed: int, step: int, salt: int = 0) -> torch.Generator:
@@ -67,62 +75,154 @@ def step_generator(seed: int, step: int, salt: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step * 101 + salt)
 
 
-def prepare_out_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to clobber: an existing non-empty dir needs --resume or --overwrite (and only a run is overwritten)."""
-    if resume and overwrite:
-        raise RunDirError("choose one of --resume and --overwrite")
-    if out.exists() and not out.is_dir():
-        raise RunDirError(f"output {str(out)!r} is a file; expected a directory for the run")
-    busy = out.exists() and any(out.iterdir())
-    if busy and not (resume or overwrite):
-        raise RunDirError(f"output directory {str(out)!r} already exists; pass --resume to continue it "
-                          "or --overwrite to replace it")
-    if resume and not busy:
-        raise RunDirError(f"nothing to resume in {str(out)!r}; expected a run directory with checkpoints")
-    if overwrite and busy:
-        if not ((out / "status.json").exists() or (out / "config.yaml").exists()):
-            raise RunDirError(f"refusing to overwrite {str(out)!r}: it is not a run directory")
-        shutil.rmtree(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise RunDirError(f"cannot write to output directory {str(out)!r}: {err.strerror or err}") from None
+# ------------------------------------------------------------------------------------ a step's data
+
+
+@dataclass
+class StepRows:
+    """The row layout of one RL step: P problems, G autonomous and H guided rows each, sampled in one batch.
+
+    Sampling order: the autonomous block (problem i's rollout j at row ``i * G + j``), then the guided block
+    (problem i's guided rollout j at row ``i * H + j`` of that block). The RL rows add ``n_off`` expert rows
+    per problem after the autonomous block (LUFFY): problem i's expert row k at ``P * G + i * n_off + k``.
+    """
+
+    problems: list[Problem]
+    G: int
+    H: int
+    cards: list[str]  # the card each problem is guided with
+    n_off: int = 0
+
+    @property
+    def P(self) -> int:
+        return len(self.problems)
+
+    def auto(self, i: int, j: int) -> int:
+        return i * self.G + j
+
+    def guided(self, i: int, j: int) -> int:
+        return i * self.H + j
+
+    def rl_rows_of(self, i: int) -> list[int]:
+        """Problem i's rows among the RL rows: its autonomous rollouts, then its expert rows."""
+        P, G, n = self.P, self.G, self.n_off
+        return [*range(i * G, (i + 1) * G), *range(P * G + i * n, P * G + (i + 1) * n)]
+
+    def grid(self, values: list[float], width: int) -> torch.Tensor:
+        """A flat block of per-row values (problem-major) as a (P, width) tensor."""
+        return torch.tensor(values, dtype=torch.float32).reshape(self.P, width) if width else torch.zeros(self.P, 0)
+
+
+@dataclass
+class Sampled:
+    auto: Rollouts  # P * G rows
+    guided: Rollouts  # P * H rows; ``guided.logits``: the live teacher's logits when they were kept
+    seconds: float
+
+
+@dataclass
+class Scores:
+    r_auto: torch.Tensor  # (P, G) rewards in {0, 1}
+    r_guided: torch.Tensor  # (P, H)
+    p_auto: torch.Tensor  # (P,)
+    p_guided: torch.Tensor  # (P,) NaN when H = 0
+    any_correct: torch.Tensor  # (P,) bool: a guided rollout verified
+
+
+@dataclass
+class RLRows:
+    """The rows of the autonomous RL term: prompts, completions, advantages, which rows are off-policy."""
+
+    prompts: list[str]
+    completions: list[list[int]]
+    advantages: torch.Tensor  # (B,)
+    off_policy: torch.Tensor  # (B,) bool
+    n_auto: int  # the first n_auto rows are autonomous rollouts
+
+
+@dataclass
+class Targets:
+    weights: torch.Tensor  # (P,) adaptive weight w_i
+    chosen: list[list[int]]  # per problem, indices 0..H-1 of its targets
+    rows: list[tuple[int, int]] = field(default_factory=list)  # (problem, row of the guided block)
+
+
+@dataclass
+class Terms:
+    loss: float
+    loss_grpo: float
+    loss_distill: float
+    entropy: float
+    grpo_clip_frac: float
+    kl_mean: torch.Tensor  # (P,) mean token KL of each problem's targets (NaN: none)
+    clipped_frac: float
+    pending: torch.Tensor | None  # the loss still to backpropagate (None: already accumulated, or no gradient)
+
+
+# --------------------------------------------------------------------------------------- trainer
 
 
 class Trainer:
-    """Runs one config into one run directory."""
+    """Runs one config into one run directory, on any task and causal LM."""
 
     def __init__(self, cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
-                 progress: bool = True):
+                 progress: bool = True, task: Task | None = None):
         self.cfg, self.out, self.progress = cfg, Path(out), progress
+        self.task = load_task(task or cfg.task)
+        families = self.task.check_families(cfg.families)
+        needs_experts = cfg.sft_steps > 0 or cfg.off_policy > 0
+        if needs_experts and not self.task.has_experts():
+            raise TaskError(f"method {cfg.method!r} imitates expert responses, and task {self.task.name!r} has "
+                            "none; expected a task with expert responses (world, or a JSONL file with 'expert' or "
+                            "GSM8K-style answers), or a method without SFT/LUFFY (grpo, sgpo)")
+        self.cards = load_cards(cfg.cards) if cfg.cards else {}
+        if cfg.device != "cpu" and cfg.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device={cfg.device!r} but torch sees no CUDA device; expected device=cpu here")
+        checkpoint = list_checkpoints(self.out)[-1] if resume and list_checkpoints(self.out) else None
         prepare_out_dir(self.out, resume=resume, overwrite=overwrite)
         self.writer = RunWriter(self.out)
-        self.start_step = 0
-        checkpoint = list_checkpoints(self.out)[-1] if resume and list_checkpoints(self.out) else None
         if resume and checkpoint is None:
             raise RunDirError(f"no checkpoint to resume from in {str(self.out)!r}")
-        if not resume:
-            self.writer.write_config(self._resolved_config())
         try:
-            self.model, self.tokenizer = load_model(checkpoint or cfg.model)
+            self.model, self.tokenizer = load_model(checkpoint or cfg.model, device=cfg.device,
+                                                    dtype=DTYPES[cfg.dtype])
+            self.prompter = Prompter.for_task(self.task, self.tokenizer, cfg.prompt_style)
+            self.stops = end_ids(self.model, self.tokenizer)
         except Exception as err:
             self.writer.status("failed", step=0, total=cfg.steps, error=str(err))
             raise
+        self.device = next(self.model.parameters()).device
         # the distillation teacher: the policy itself with the strategy in context, or a frozen copy of the start
-        self.teacher = self.model if cfg.teacher == "live" else load_model(cfg.model)[0].eval().requires_grad_(False)
+        self.teacher = self.model if cfg.teacher == "live" else load_model(
+            cfg.model, device=cfg.device, dtype=DTYPES[cfg.dtype])[0].eval().requires_grad_(False)
         torch.manual_seed(cfg.seed)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.99))
+        self.start_step = 0
         if checkpoint is not None:
-            self.start_step = self._load_trainer_state(checkpoint)
+            self.start_step = load_optimizer_state(checkpoint, self.opt)
             self.writer.truncate_after(self.start_step)
-        self.train_pool = world_problems("train", cfg.train_problems, families=cfg.families)
-        self.eval_set = (world_problems("id", cfg.eval_problems, families=cfg.families)
-                         + world_problems("ood", cfg.eval_problems, families=cfg.families))
-        self.probes = world_problems("id", cfg.probe_problems, families=cfg.families) if cfg.probe_problems else []
-        self.eos = self.tokenizer.eos_token_id
+        self.train_pool = self.task.problems("train", cfg.train_problems, families=families)
+        if not self.train_pool:
+            raise TaskError(f"task {self.task.name!r} has no train problems for {families}")
+        self.eval_set = [p for split in ("id", "ood") if split in self.task.splits
+                         for p in self.task.problems(split, cfg.eval_problems, families=families)]
+        self.probes = self.task.problems("id", cfg.probe_problems, families=families) if cfg.probe_problems else []
+        if not resume:
+            self.writer.write_config(resolved_config(cfg.model_dump(), card_set=self.card_set()))
+        self.eos = self.stops[0]
+
+    def card(self, problem: Problem) -> str:
+        """The card a problem is guided with: the run's card for its type (``cards=``), else the task's own."""
+        return card_of(self.task, problem, self.cards)
+
+    def card_set(self) -> dict[str, list[str]]:
+        """Per problem type, the distinct cards this run guides with (recorded in config.yaml)."""
+        out: dict[str, list[str]] = {}
+        for p in self.train_pool:
+            cards = out.setdefault(p.family, [])
+            if (c := self.card(p)) not in cards:
+                cards.append(c)
+        return out
 
     # ------------------------------------------------------------------------------------ the loop
 
@@ -168,107 +268,291 @@ class Trainer:
         rng = random.Random(f"{self.cfg.seed}/batch/{step}")
         return rng.sample(self.train_pool, min(self.cfg.problems_per_step, len(self.train_pool)))
 
+    def step_rows(self, step: int) -> StepRows:
+        """The problems of step ``step`` and the layout of their rows."""
+        problems = self.batch_problems(step)
+        return StepRows(problems, self.cfg.group_size, self.cfg.guided_size, [self.card(p) for p in problems],
+                        self.cfg.off_policy)
+
     # ----------------------------------------------------------------------------------- one step
 
     def rl_step(self, step: int) -> dict[str, Any]:
-        cfg, tok = self.cfg, self.tokenizer
-        problems = self.batch_problems(step)
-        P, G, H = len(problems), cfg.group_size, cfg.guided_size
-        gen = step_generator(cfg.seed, step)
+        """One RL step, phase after phase; returns its metrics row (and writes its ``instances`` part)."""
+        rows = self.step_rows(step)
+        gen = step_generator(self.cfg.seed, step)
         t0 = time.perf_counter()
+        sampled = self.sample_rollouts(rows, gen)  # 1
+        scores = self.score(rows, sampled)  # 2
+        rl = self.advantages(rows, sampled, scores)  # 3
+        targets = self.targets(rows, sampled, scores, gen)  # 4
+        t_score = time.perf_counter() - t0 - sampled.seconds
+        terms = self.loss_terms(rows, sampled, rl, targets)  # 5
+        grad_norm = self.update(terms)  # 6
+        t_update = time.perf_counter() - t0 - sampled.seconds - t_score
+        return self.log_step(step, rows, sampled, scores, targets, terms, grad_norm,
+                             {"time_sample": sampled.seconds, "time_score": t_score, "time_update": t_update})
 
-        # 1. sample: G autonomous and H guided rollouts per problem, from pi_old (the current weights), in one batch
-        both = sample(self.model, tok, [autonomous_prompt(p.question) for p in problems for _ in range(G)]
-                      + [guided_prompt(p.question, p.strategy) for p in problems for _ in range(H)],
-                      max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, generator=gen,
-                      keep_logits=self.teacher is self.model and cfg.distill != "none")
+    def sample_rollouts(self, rows: StepRows, gen: torch.Generator) -> Sampled:
+        """1. G autonomous and H guided rollouts per problem from pi_old (the current weights), in one batch."""
+        cfg, P, G, H = self.cfg, rows.P, rows.G, rows.H
+        t0 = time.perf_counter()
+        prompts = ([self.prompter.autonomous(p.question) for p in rows.problems for _ in range(G)]
+                   + [self.prompter.guided(p.question, c) for p, c in zip(rows.problems, rows.cards)
+                      for _ in range(H)])
+        # the live teacher's logits come from sampling, when P*H rows of them fit in the budget (else recomputed
+        # for the targets only, in loss_terms)
+        vocab = self.model.get_output_embeddings().weight.shape[0]
+        fits = P * H * cfg.max_new_tokens * vocab * 4 <= cfg.logits_budget_mb * 2**20
+        keep = self.teacher is self.model and cfg.distill != "none" and fits
+        both = sample(self.model, self.tokenizer, prompts, max_new_tokens=cfg.max_new_tokens,
+                      temperature=cfg.temperature, generator=gen, keep_logits=keep, stop_ids=self.stops)
         auto, guided = both.split(P * G)
-        t_sample = time.perf_counter() - t0
+        return Sampled(auto, guided, time.perf_counter() - t0)
 
-        # 2. score: R(y, a*) and pass rates
-        r_auto = torch.tensor([[float(verify(auto.texts[i * G + j], p.answer)) for j in range(G)]
-                               for i, p in enumerate(problems)])  # (P, G)
-        r_guided = (torch.tensor([[float(verify(guided.texts[i * H + j], p.answer)) for j in range(H)]
-                                  for i, p in enumerate(problems)]) if H else torch.zeros(P, 0))  # (P, H)
-        p_auto = r_auto.mean(1)  # (P,)
+    def score(self, rows: StepRows, sampled: Sampled) -> Scores:
+        """2. R(y, a*) from the task's verifier, and pass rates."""
+        P, G, H, task = rows.P, rows.G, rows.H, self.task
+        r_auto = rows.grid([float(task.correct(p, sampled.auto.texts[rows.auto(i, j)]))
+                            for i, p in enumerate(rows.problems) for j in range(G)], G)  # (P, G)
+        r_guided = rows.grid([float(task.correct(p, sampled.guided.texts[rows.guided(i, j)]))
+                              for i, p in enumerate(rows.problems) for j in range(H)], H)  # (P, H)
         p_guided = r_guided.mean(1) if H else torch.full((P,), float("nan"))
         any_correct = r_guided.sum(1) > 0 if H else torch.zeros(P, dtype=torch.bool)
+        return Scores(r_auto, r_guided, r_auto.mean(1), p_guided, any_correct)
 
-        # 3. advantages over each autonomous group (+ off-policy expert responses, reward 1, for LUFFY)
-        rows = Batch([autonomous_prompt(p.question) for p in problems for _ in range(G)], list(auto.completion_ids))
+    def advantages(self, rows: StepRows, sampled: Sampled, scores: Scores) -> RLRows:
+        """3. Advantages over each autonomous group (+ off-policy expert responses, reward 1, for LUFFY)."""
+        P, G, n_off = rows.P, rows.G, rows.n_off
+        prompts = [self.prompter.autonomous(p.question) for p in rows.problems for _ in range(G)]
+        completions = list(sampled.auto.completion_ids)
         off_policy = torch.zeros(P * G, dtype=torch.bool)
-        rewards = r_auto
-        if cfg.off_policy:
-            expert = [self._expert_ids(p) for p in problems]
-            rows.prompts += [autonomous_prompt(p.question) for p in problems for _ in range(cfg.off_policy)]
-            rows.completions += [e for e in expert for _ in range(cfg.off_policy)]
-            rewards = torch.cat([r_auto, torch.ones(P, cfg.off_policy)], 1)  # (P, G + n_off)
-            off_policy = torch.cat([off_policy, torch.ones(P * cfg.off_policy, dtype=torch.bool)])
-        adv = L.group_advantages(rewards, scale=cfg.scale_advantages)  # (P, G [+ n_off])
-        adv_rows = torch.cat([adv[:, :G].reshape(-1), adv[:, G:].reshape(-1)])  # row order of `rows`
+        rewards = scores.r_auto
+        if n_off:
+            expert = [self._expert_ids(p) for p in rows.problems]
+            prompts += [self.prompter.autonomous(p.question) for p in rows.problems for _ in range(n_off)]
+            completions += [e for e in expert for _ in range(n_off)]
+            rewards = torch.cat([scores.r_auto, torch.ones(P, n_off)], 1)  # (P, G + n_off)
+            off_policy = torch.cat([off_policy, torch.ones(P * n_off, dtype=torch.bool)])
+        adv = L.group_advantages(rewards, scale=self.cfg.scale_advantages)  # (P, G [+ n_off])
+        adv_rows = torch.cat([adv[:, :G].reshape(-1), adv[:, G:].reshape(-1)])  # row order of `prompts`
+        return RLRows(prompts, completions, adv_rows, off_policy, P * G)
 
-        # 4. targets: correct guided rollouts, ranked by likelihood under the unguided policy
-        weights = L.adaptive_weight(p_auto, torch.nan_to_num(p_guided), any_correct, kind=cfg.weight,
-                                    alpha0=cfg.alpha0, gamma=cfg.gamma, alpha_max=cfg.alpha_max)  # (P,)
-        targets = self._select_targets(problems, guided, r_guided, gen) if cfg.distill != "none" else [[]] * P
-        target_rows = [(i, i * H + j) for i in range(P) for j in targets[i]]  # (problem, row of `guided`)
-        t_score = time.perf_counter() - t0 - t_sample
+    def targets(self, rows: StepRows, sampled: Sampled, scores: Scores, gen: torch.Generator) -> Targets:
+        """4. The adaptive weights, and per problem the correct guided rollouts to distil (likeliest under pi(.|x))."""
+        cfg, P, H = self.cfg, rows.P, rows.H
+        weights = L.adaptive_weight(scores.p_auto, torch.nan_to_num(scores.p_guided), scores.any_correct,
+                                    kind=cfg.weight, alpha0=cfg.alpha0, gamma=cfg.gamma,
+                                    alpha_max=cfg.alpha_max)  # (P,)
+        if cfg.distill == "none":
+            return Targets(weights, [[] for _ in range(P)])
+        r_guided = scores.r_guided
+        # only correct rollouts can be targets, and a problem's only correct one needs no ranking: score the rest
+        correct = [(i, j) for i in range(P) if r_guided[i].sum() > 1 for j in range(H) if r_guided[i, j] > 0]
+        ranks = torch.full((P, H), float("-inf"))
+        if correct and cfg.target == "best":
+            prompts = [self.prompter.autonomous(rows.problems[i].question) for i, _ in correct]
+            completions = [sampled.guided.completion_ids[rows.guided(i, j)] for i, j in correct]
+            with torch.no_grad():
+                seq = torch.cat([L.sequence_mean_logprob(L.token_logprobs(lg, tk), mk) for lg, tk, mk in
+                                 self._scored(self.model, prompts, completions)])  # (n_correct,)
+            for (i, j), s in zip(correct, seq.tolist()):
+                ranks[i, j] = s
+        chosen = [L.select_targets(ranks[i], r_guided[i] > 0, mode=cfg.target, top_m=cfg.top_m, generator=gen)
+                  for i in range(P)]
+        return Targets(weights, chosen, [(i, rows.guided(i, j)) for i in range(P) for j in chosen[i]])
 
-        # 5. logits: the student's on the RL rows, with grad (the targets': in _distill_terms, beside the teacher's)
-        rl_logits, rl_tokens, rl_mask = completion_logits(
-            self.model, encode_prompts(tok, rows.prompts, check=False), rows.completions,
-            pad_id=tok.pad_token_id)  # (B, T, V), (B, T), (B, T)
-        rl_logp = L.token_logprobs(rl_logits, rl_tokens)  # (B, T)
+    def loss_terms(self, rows: StepRows, sampled: Sampled, rl: RLRows, targets: Targets) -> Terms:
+        """5. The student's logits on the RL rows and the targets, the teacher's on the targets, and the loss.
 
-        # 6. loss terms: L = L_GRPO + mean_i w_i L_KD,i   (convex: mean_i (1 - w_i) L_GRPO,i + w_i L_KD,i)
-        kd_per_problem, kl_mean, clipped = self._distill_terms(problems, guided, target_rows)  # (P,)
-        kd_term = (weights * kd_per_problem).mean()
-        grpo_term = self._policy_loss(rl_logp, adv_rows, rl_mask, off_policy) if cfg.grpo else torch.zeros(())
-        if cfg.objective == "convex":
-            n_off = cfg.off_policy
-            rows_of = [torch.cat([torch.arange(i * G, (i + 1) * G), P * G + torch.arange(i * n_off, (i + 1) * n_off)])
-                       for i in range(P)]  # each problem's autonomous (and expert) rows
-            grpo_i = torch.stack([self._policy_loss(rl_logp[r], adv_rows[r], rl_mask[r], off_policy[r])
-                                  for r in rows_of]) if cfg.grpo else torch.zeros(P)  # (P,)
-            loss = ((1 - weights) * grpo_i + weights * kd_per_problem).mean()
-        else:
-            loss = grpo_term + kd_term
-
-        # 7. update
+        L = L_GRPO + mean_i w_i L_KD,i   (convex: mean_i (1 - w_i) L_GRPO,i + w_i L_KD,i; ``losses.objective``).
+        Rows go through in micro-batches under the logits budget; with more than one, each micro-batch's share
+        of the loss is backpropagated at once (gradient accumulation) and only its value is kept.
+        """
+        cfg, P, dev = self.cfg, rows.P, self.device
         self.opt.zero_grad(set_to_none=True)
-        if loss.requires_grad:
-            loss.backward()
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0))
-            self.opt.step()
-        else:
-            grad_norm = 0.0
-        t_update = time.perf_counter() - t0 - t_sample - t_score
+        weights = targets.weights.to(dev)
+        rl_chunks = self._chunks(rl.completions, rows, by_problem=cfg.objective == "convex")
+        kd_chunks = self._chunks([sampled.guided.completion_ids[r] for _, r in targets.rows])
+        accumulate = len(rl_chunks) > 1 or len(kd_chunks) > 1
+        pending: list[torch.Tensor] = []
+        n_auto_tokens = sum(len(c) for c in rl.completions[: rl.n_auto]) or 1
+        n_rl_tokens = sum(len(c) for c in rl.completions) or 1
+        grpo_value = loss_value = 0.0
+        entropies: list[tuple[float, float]] = []  # (value, share of the tokens) per micro-batch
+        clip_fracs: list[tuple[float, float]] = []
 
-        # 8. log
-        lengths = [len(ids) for ids in auto.completion_ids]
+        def add(piece: torch.Tensor) -> None:
+            nonlocal loss_value
+            loss_value += float(piece.detach())
+            if piece.requires_grad and accumulate:
+                piece.backward()
+            elif piece.requires_grad:
+                pending.append(piece)
+
+        # the autonomous RL term: GRPO's clipped surrogate (LUFFY's with expert rows), token-mean over the batch
+        # (without the GRPO term the autonomous rows still give the policy's entropy, with no graph)
+        for chunk in rl_chunks:
+            with torch.set_grad_enabled(cfg.grpo and torch.is_grad_enabled()):
+                logits, tokens, mask = completion_logits(
+                    self.model, encode_prompts(self.tokenizer, [rl.prompts[r] for r in chunk], check=False),
+                    [rl.completions[r] for r in chunk], pad_id=self._pad)  # (b, T, V)
+            logp = L.token_logprobs(logits, tokens)  # (b, T)
+            adv, off = rl.advantages[chunk].to(dev), rl.off_policy[chunk].to(dev)
+            share = float(mask.sum()) / n_rl_tokens  # this chunk's tokens of the batch's token-mean
+            if not cfg.grpo:
+                pass
+            elif cfg.objective == "convex":
+                local = {r: k for k, r in enumerate(chunk)}
+                owners = sorted({i for i in range(P) for r in rows.rl_rows_of(i) if r in local})
+                per = torch.stack([self._policy_loss(logp[idx], adv[idx], mask[idx], off[idx]) for idx in
+                                   ([local[r] for r in rows.rl_rows_of(i)] for i in owners)])  # (p,)
+                add(((1 - weights[owners]) * per).sum() / P)
+            else:
+                add(self._policy_loss(logp, adv, mask, off) * share)
+            if cfg.grpo:
+                grpo_value += float(self._policy_loss(logp.detach(), adv, mask, off)) * share
+            auto = [k for k, r in enumerate(chunk) if r < rl.n_auto]
+            if auto:
+                a_mask = mask[auto]
+                a_share = float(a_mask.sum()) / n_auto_tokens
+                entropies.append((float(L.entropy(logits[auto].detach(), a_mask)), a_share))
+                clip_fracs.append((float(L.grpo_clip_fraction(logp[auto].detach(), logp[auto].detach(), adv[auto],
+                                                              a_mask)), a_share))
+            del logits, logp
+
+        # the distillation term: mean_i w_i * (mean over problem i's targets of the per-target loss)
+        owner = torch.tensor([i for i, _ in targets.rows], dtype=torch.long)
+        count = torch.zeros(P).index_add_(0, owner, torch.ones(len(targets.rows))).to(dev) if targets.rows else None
+        kl_sum, clipped, kd_value = torch.zeros(P), [], 0.0
+        for chunk in kd_chunks:
+            kd, kl_seq, clipped_part, tokens_in = self._distill_chunk(rows, sampled, targets, chunk)
+            own = owner[chunk].to(dev)
+            kd_per_problem = torch.zeros(P, device=dev).index_add(0, own, kd) / count.clamp(min=1)  # (P,)
+            piece = (weights * kd_per_problem).mean()
+            kd_value += float(piece.detach())
+            add(piece)
+            kl_sum.index_add_(0, owner[chunk], kl_seq.detach().cpu().float())
+            clipped.append((clipped_part, tokens_in))
+        if count is not None:
+            count_cpu = count.cpu()
+            kl_mean = torch.where(count_cpu > 0, kl_sum / count_cpu.clamp(min=1), torch.full((P,), float("nan")))
+        else:
+            kl_mean = torch.full((P,), float("nan"))
+        if cfg.objective == "convex" or not pending:
+            total = sum(pending) if pending else None
+        else:
+            total = pending[0] if len(pending) == 1 else pending[0] + pending[1]
+        n_target_tokens = sum(n for _, n in clipped)
+        return Terms(loss_value if accumulate or total is None else float(total.detach()), grpo_value, kd_value,
+                     _pooled(entropies), _pooled(clip_fracs),
+                     kl_mean, _pooled([(f, n / n_target_tokens) for f, n in clipped]) if n_target_tokens else 0.0,
+                     total)
+
+    def _distill_chunk(self, rows: StepRows, sampled: Sampled, targets: Targets, chunk: list[int]):
+        """Per-target distillation loss of some targets, their mean token KL, the clipped share of their tokens, and
+        how many tokens they have.
+
+        Student: pi_theta(. | x, ~y_<t), with grad. Teacher: pi_old(. | x, s, ~y_<t): the logits the target was
+        drawn from when kept, else the teacher's own no-grad forward with the card in context.
+        """
+        cfg = self.cfg
+        picked = [targets.rows[k] for k in chunk]
+        completions = [sampled.guided.completion_ids[r] for _, r in picked]
+        prompts = [self.prompter.autonomous(rows.problems[i].question) for i, _ in picked]
+        student_logits, tokens, mask = completion_logits(self.model, encode_prompts(self.tokenizer, prompts,
+                                                                                    check=False),
+                                                         completions, pad_id=self._pad)  # (n, T, V)
+        if sampled.guided.logits is not None:  # live teacher, kept while sampling
+            teacher_logits = torch.nn.utils.rnn.pad_sequence([sampled.guided.logits[r] for _, r in picked],
+                                                             batch_first=True).to(student_logits.device)  # (n, T, V)
+        else:
+            guided = [self.prompter.guided(rows.problems[i].question, rows.cards[i]) for i, _ in picked]
+            with torch.no_grad():
+                teacher_logits, _, _ = completion_logits(self.teacher, encode_prompts(self.tokenizer, guided,
+                                                                                      check=False),
+                                                         completions, pad_id=self._pad)
+        kl = L.token_kl(teacher_logits, student_logits, direction=cfg.kl_direction, top_k=cfg.top_k)  # (n, T)
+        if cfg.distill == "kl":
+            per_target = L.distill_loss(teacher_logits, student_logits, mask, direction=cfg.kl_direction,
+                                        clip=cfg.kl_clip, delta=cfg.kl_delta, top_k=cfg.top_k)  # (n,)
+        else:  # "nll": imitate the selected guided trajectory itself
+            per_target = L.nll_loss_per_sequence(L.token_logprobs(student_logits, tokens), mask)  # (n,)
+        kl_seq = L.sequence_mean_logprob(kl.detach(), mask)  # (n,) mean token KL (the same masked mean)
+        return per_target, kl_seq, float(L.clipped_fraction(kl.detach(), mask, cfg.kl_delta)), float(mask.sum())
+
+    def update(self, terms: Terms) -> float:
+        """6. Backpropagate what is still pending, clip the gradient norm to 1, one AdamW step; the norm."""
+        has_grad = any(p.grad is not None for p in self.model.parameters())
+        if terms.pending is not None:
+            terms.pending.backward()
+            has_grad = True
+        if not has_grad:
+            self.opt.zero_grad(set_to_none=True)
+            return 0.0
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0))
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return grad_norm
+
+    def log_step(self, step: int, rows: StepRows, sampled: Sampled, scores: Scores, targets: Targets,
+                 terms: Terms, grad_norm: float, times: dict[str, float]) -> dict[str, Any]:
+        """The step's metrics row (``sgpo_lab.METRICS`` says what each means) and its ``instances`` part."""
+        H = rows.H
+        lengths = [len(ids) for ids in sampled.auto.completion_ids]
+        w = targets.weights
         metrics = {
-            "step": step, "phase": "rl", "loss": loss.item(), "loss_grpo": grpo_term.item(),
-            "loss_distill": kd_term.item(), "loss_sft": 0.0,
-            "p_auto": float(p_auto.mean()), "p_guided": float(p_guided.mean()) if H else None,
-            "reward_mean": float(r_auto.mean()),
-            "entropy": float(L.entropy(rl_logits[: P * G].detach(), rl_mask[: P * G])),
-            "kl_mean": float(torch.nanmean(kl_mean)) if target_rows else None,
-            "clipped_frac": clipped, "n_targets": len(target_rows),
-            "weight_mean": float(weights.mean()), "weight_max": float(weights.max()),
-            "weight_nonzero": float((weights > 0).float().mean()),
-            "grpo_clip_frac": float(L.grpo_clip_fraction(rl_logp[: P * G].detach(), rl_logp[: P * G].detach(),
-                                                         adv_rows[: P * G], rl_mask[: P * G])),
-            "grad_norm": grad_norm, "completion_len": sum(lengths) / len(lengths), "lr": cfg.lr,
-            "time_sample": t_sample, "time_score": t_score, "time_update": t_update,
+            "step": step, "phase": "rl", "loss": terms.loss, "loss_grpo": terms.loss_grpo,
+            "loss_distill": terms.loss_distill, "loss_sft": 0.0,
+            "p_auto": float(scores.p_auto.mean()), "p_guided": float(scores.p_guided.mean()) if H else None,
+            "reward_mean": float(scores.r_auto.mean()), "entropy": terms.entropy,
+            "kl_mean": float(torch.nanmean(terms.kl_mean)) if targets.rows else None,
+            "clipped_frac": terms.clipped_frac, "n_targets": len(targets.rows),
+            "weight_mean": float(w.mean()), "weight_max": float(w.max()),
+            "weight_nonzero": float((w > 0).float().mean()),
+            "grpo_clip_frac": terms.grpo_clip_frac if self.cfg.grpo else 0.0,
+            "grad_norm": grad_norm, "completion_len": sum(lengths) / len(lengths), "lr": self.cfg.lr, **times,
         }
         self.writer.table_part("instances", step, [
-            {"step": step, "problem_id": p.id, "family": p.family, "p_auto": float(p_auto[i]),
-             "p_guided": float(p_guided[i]) if H else None, "weight": float(weights[i]),
-             "kl_mean": float(kl_mean[i]) if not torch.isnan(kl_mean[i]) else None,
-             "target": int(targets[i][0]) if targets[i] else -1,
-             "target_text": guided.texts[i * H + targets[i][0]] if targets[i] else ""}
-            for i, p in enumerate(problems)])
+            {"step": step, "problem_id": p.id, "family": p.family, "p_auto": float(scores.p_auto[i]),
+             "p_guided": float(scores.p_guided[i]) if H else None, "weight": float(w[i]),
+             "kl_mean": float(terms.kl_mean[i]) if not torch.isnan(terms.kl_mean[i]) else None,
+             "target": int(targets.chosen[i][0]) if targets.chosen[i] else -1,
+             "target_text": sampled.guided.texts[rows.guided(i, targets.chosen[i][0])] if targets.chosen[i] else "",
+             "card": rows.cards[i] if H else ""}
+            for i, p in enumerate(rows.problems)])
         return metrics
+
+    # ------------------------------------------------------------------------------ pieces of the step
+
+    @property
+    def _pad(self) -> int:
+        return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos
+
+    def _chunks(self, completions: list[list[int]], rows: StepRows | None = None, *,
+                by_problem: bool = False) -> list[list[int]]:
+        """Micro-batches of row indices whose (rows, T + 1, V) float32 logits stay under the budget.
+
+        One micro-batch of every row when they fit (the Strategy World); ``by_problem`` keeps each problem's
+        rows together (the convex objective weighs each problem's GRPO term by its own weight).
+        """
+        if not completions:
+            return []
+        vocab = self.model.get_output_embeddings().weight.shape[0]
+        width = max(map(len, completions)) + 1
+        cap = max(1, int(self.cfg.logits_budget_mb * 2**20 // (width * vocab * 4)))
+        if len(completions) <= cap:
+            return [list(range(len(completions)))]
+        if by_problem and rows is not None:
+            per = max(1, cap // (rows.G + rows.n_off))
+            return [[r for i in range(a, min(a + per, rows.P)) for r in rows.rl_rows_of(i)]
+                    for a in range(0, rows.P, per)]
+        return [list(range(a, min(a + cap, len(completions)))) for a in range(0, len(completions), cap)]
+
+    def _scored(self, model, prompts: list[str], completions: list[list[int]]):
+        """completion_logits of many rows, a micro-batch at a time: yields (logits, tokens, mask)."""
+        for chunk in self._chunks(completions):
+            yield completion_logits(model, encode_prompts(self.tokenizer, [prompts[r] for r in chunk], check=False),
+                                    [completions[r] for r in chunk], pad_id=self._pad)
 
     def _policy_loss(self, logp, advantages, mask, off_policy):
         """The autonomous RL term: GRPO's clipped surrogate, or LUFFY's when expert rows are in the group.
@@ -281,149 +565,76 @@ class Trainer:
                                 eps_high=cfg.eps_high, gamma=cfg.shaping_gamma)
         return L.grpo_loss(logp, logp.detach(), advantages, mask, eps_low=cfg.eps_low, eps_high=cfg.eps_high)
 
-    def _select_targets(self, problems, guided, r_guided, gen) -> list[list[int]]:
-        """Per problem, indices (0..H-1) of the guided rollouts to distil (empty: none correct)."""
-        cfg, H = self.cfg, self.cfg.guided_size
-        # only correct rollouts can be targets, and a problem's only correct one needs no ranking: score the rest
-        correct = [(i, j) for i in range(len(problems)) if r_guided[i].sum() > 1
-                   for j in range(H) if r_guided[i, j] > 0]
-        scores = torch.full((len(problems), H), float("-inf"))
-        if correct and cfg.target == "best":
-            with torch.no_grad():
-                logits, tokens, mask = completion_logits(
-                    self.model, encode_prompts(self.tokenizer, [autonomous_prompt(problems[i].question)
-                                                                for i, _ in correct], check=False),
-                    [guided.completion_ids[i * H + j] for i, j in correct], pad_id=self.tokenizer.pad_token_id)
-                seq = L.sequence_mean_logprob(L.token_logprobs(logits, tokens), mask)  # (n_correct,)
-            for (i, j), s in zip(correct, seq.tolist()):
-                scores[i, j] = s
-        return [L.select_targets(scores[i], r_guided[i] > 0, mode=cfg.target, top_m=cfg.top_m, generator=gen)
-                for i in range(len(problems))]
-
-    def _distill_terms(self, problems, guided, target_rows):
-        """Per-problem distillation loss (mean over its targets), mean token KL, and the clipped fraction.
-
-        Student: pi_theta(. | x, ~y_<t), with grad, in its own forward pass (padded to the targets' length, not to
-        the autonomous rollouts'). Teacher: pi_old(. | x, s, ~y_<t), the logits the target was drawn from.
-        """
-        cfg, P = self.cfg, len(problems)
-        kd = torch.zeros(P)
-        kl_mean = torch.full((P,), float("nan"))
-        if not target_rows:
-            return kd, kl_mean, 0.0
-        completions = [guided.completion_ids[r] for _, r in target_rows]
-        prompts = encode_prompts(self.tokenizer, [autonomous_prompt(problems[i].question) for i, _ in target_rows],
-                                 check=False)
-        student_logits, tokens, mask = completion_logits(self.model, prompts, completions,
-                                                         pad_id=self.tokenizer.pad_token_id)  # (n_t, T, V)
-        logp = L.token_logprobs(student_logits, tokens)  # (n_t, T)
-        if guided.logits is not None:  # live teacher: the logits the guided rollouts were drawn from (pi_old, x, s)
-            teacher_logits = torch.nn.utils.rnn.pad_sequence([guided.logits[r] for _, r in target_rows],
-                                                             batch_first=True)  # (n_t, T, V)
-        else:
-            with torch.no_grad():  # frozen teacher: the starting model, the strategy in context
-                teacher_logits, _, _ = completion_logits(
-                    self.teacher, encode_prompts(self.tokenizer, [guided_prompt(problems[i].question,
-                                                                                problems[i].strategy)
-                                                                  for i, _ in target_rows], check=False),
-                    completions, pad_id=self.tokenizer.pad_token_id)
-        kl = L.token_kl(teacher_logits, student_logits, direction=cfg.kl_direction, top_k=cfg.top_k)  # (n_t, T)
-        if cfg.distill == "kl":
-            per_target = L.distill_loss(teacher_logits, student_logits, mask, direction=cfg.kl_direction,
-                                        clip=cfg.kl_clip, delta=cfg.kl_delta, top_k=cfg.top_k)  # (n_t,)
-        else:  # "nll": imitate the selected guided trajectory itself
-            per_target = L.nll_loss_per_sequence(logp, mask)  # (n_t,)
-        owner = torch.tensor([i for i, _ in target_rows])
-        count = torch.zeros(P).index_add_(0, owner, torch.ones(len(target_rows)))
-        kd = torch.zeros(P).index_add(0, owner, per_target) / count.clamp(min=1)  # (P,) keeps the graph
-        kl_seq = L.sequence_mean_logprob(kl.detach(), mask)  # (n_t,) mean token KL (same masked mean)
-        kl_sum = torch.zeros(P).index_add_(0, owner, kl_seq)
-        kl_mean = torch.where(count > 0, kl_sum / count.clamp(min=1), torch.full((P,), float("nan")))
-        clipped = float(L.clipped_fraction(kl.detach(), mask, cfg.kl_delta))
-        return kd, kl_mean, clipped
-
     def sft_step(self, step: int) -> dict[str, Any]:
-        """Token-mean NLL on the expert's terse responses (trajectory imitation)."""
+        """Token-mean NLL on the task's expert responses (trajectory imitation)."""
         t0 = time.perf_counter()
         problems = self.batch_problems(step)
-        prompts = encode_prompts(self.tokenizer, [autonomous_prompt(p.question) for p in problems], check=False)
-        logits, tokens, mask = completion_logits(self.model, prompts, [self._expert_ids(p) for p in problems],
-                                                 pad_id=self.tokenizer.pad_token_id)
-        loss = L.sft_loss(L.token_logprobs(logits, tokens), mask)
+        prompts = [self.prompter.autonomous(p.question) for p in problems]
+        completions = [self._expert_ids(p) for p in problems]
+        n_tokens = sum(map(len, completions))
+        chunks = self._chunks(completions)
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss_value, entropies = 0.0, []
+        for chunk in chunks:
+            logits, tokens, mask = completion_logits(
+                self.model, encode_prompts(self.tokenizer, [prompts[r] for r in chunk], check=False),
+                [completions[r] for r in chunk], pad_id=self._pad)
+            share = float(mask.sum()) / n_tokens
+            loss = L.sft_loss(L.token_logprobs(logits, tokens), mask) * share
+            loss.backward()
+            loss_value += float(loss.detach())
+            entropies.append((float(L.entropy(logits.detach(), mask)), share))
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0))
         self.opt.step()
-        return {"step": step, "phase": "sft", "loss": loss.item(), "loss_grpo": 0.0, "loss_distill": 0.0,
-                "loss_sft": loss.item(), "p_auto": None, "p_guided": None, "reward_mean": None,
-                "entropy": float(L.entropy(logits.detach(), mask)), "kl_mean": None, "clipped_frac": None,
+        self.opt.zero_grad(set_to_none=True)
+        return {"step": step, "phase": "sft", "loss": loss_value, "loss_grpo": 0.0, "loss_distill": 0.0,
+                "loss_sft": loss_value, "p_auto": None, "p_guided": None, "reward_mean": None,
+                "entropy": _pooled(entropies), "kl_mean": None, "clipped_frac": None,
                 "n_targets": 0, "weight_mean": 0.0, "weight_max": 0.0, "weight_nonzero": 0.0,
                 "grpo_clip_frac": None, "grad_norm": grad_norm,
-                "completion_len": float(mask.sum(1).mean()), "lr": self.cfg.lr,
+                "completion_len": float(torch.tensor([len(c) for c in completions], dtype=torch.float32).mean()),
+                "lr": self.cfg.lr,
                 "time_sample": 0.0, "time_score": 0.0, "time_update": time.perf_counter() - t0}
 
     def _expert_ids(self, problem: Problem) -> list[int]:
-        return self.tokenizer(problem.expert_response, add_special_tokens=False)["input_ids"] + [self.eos]
+        return self.tokenizer(self.task.expert(problem), add_special_tokens=False)["input_ids"] + [self.eos]
 
     # ---------------------------------------------------------------------------- eval and probes
 
     def _evaluate(self, step: int) -> None:
         rows = evaluate(self.model, self.tokenizer, self.eval_set, k=self.cfg.eval_k,
-                        generator=step_generator(self.cfg.seed, step, salt=7))
+                        generator=step_generator(self.cfg.seed, step, salt=7), task=self.task,
+                        prompter=self.prompter, cards=self.cards, max_new_tokens=self.cfg.eval_max_new_tokens)
         self.writer.append("eval.jsonl", [{"step": step, **vars(r)} for r in rows])
 
     def _probe(self, step: int) -> None:
         """Token shifts of the fixed probe set, on completions fixed at step 0 (the absorption view's data)."""
+        import json
+
         if not self.probes:
             return
         path = self.out / "probes.json"
+        cards = [self.card(p) for p in self.probes]
         if not path.exists():
-            out = sample(self.model, self.tokenizer, [guided_prompt(p.question, p.strategy) for p in self.probes],
-                         max_new_tokens=self.cfg.max_new_tokens, greedy=True)
+            out = sample(self.model, self.tokenizer, [self.prompter.guided(p.question, c)
+                                                      for p, c in zip(self.probes, cards)],
+                         max_new_tokens=self.cfg.max_new_tokens, greedy=True, stop_ids=self.stops)
             path.write_text(json.dumps([{"problem_id": p.id, "completion_ids": ids}
                                         for p, ids in zip(self.probes, out.completion_ids)]))
         completions = {r["problem_id"]: r["completion_ids"] for r in json.loads(path.read_text())}
-        items = [ShiftItem(p.question, p.strategy, completions[p.id]) for p in self.probes]
-        tables = shift_tables(self.model, self.tokenizer, items)
-        rows = [{"step": step, "problem_id": p.id, "family": p.family, "question": p.question, **rec}
-                for p, table in zip(self.probes, tables) for rec in table.to_dict("records")]
+        items = [ShiftItem(p.question, c, completions[p.id]) for p, c in zip(self.probes, cards)]
+        tables = shift_tables(self.model, self.tokenizer, items, prompter=self.prompter)
+        rows = [{"step": step, "problem_id": p.id, "family": p.family, "question": p.question, "card": c, **rec}
+                for p, c, table in zip(self.probes, cards, tables) for rec in table.to_dict("records")]
         self.writer.table_part("token_shifts", step, rows)
 
     # ------------------------------------------------------------------------------- checkpoints
 
     def save_checkpoint(self, step: int) -> Path:
-        final = self.out / "checkpoints" / f"step-{step:06d}"
-        tmp = final.with_name(f".{final.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.model.save_pretrained(tmp, safe_serialization=True)
-        self.tokenizer.save_pretrained(tmp)
-        state = self.opt.state_dict()
-        tensors = {f"{idx}.{name}": t.contiguous() for idx, s in state["state"].items() for name, t in s.items()}
-        save_file(tensors, tmp / "optimizer.safetensors")
-        (tmp / "trainer_state.json").write_text(json.dumps({"step": step, "param_groups": state["param_groups"]}))
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
-        return final
-
-    def _load_trainer_state(self, checkpoint: Path) -> int:
-        meta = json.loads((checkpoint / "trainer_state.json").read_text())
-        tensors = load_file(checkpoint / "optimizer.safetensors")
-        state: dict[int, dict[str, torch.Tensor]] = {}
-        for key, t in tensors.items():
-            idx, name = key.split(".", 1)
-            state.setdefault(int(idx), {})[name] = t
-        self.opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-        return int(meta["step"])
-
-    def _resolved_config(self) -> dict[str, Any]:
-        import transformers
-
-        return {**self.cfg.model_dump(), "versions": {
-            "sgpo_lab": sgpo_lab.__version__, "torch": str(torch.__version__), "transformers": transformers.__version__,
-            "python": platform.python_version()}}
+        return save_checkpoint(self.out, step, self.model, self.tokenizer, self.opt)
 
 
 def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False,
-          progress: bool = True) -> dict[str, Any]:
+          progress: bool = True, task: Task | None = None) -> dict[str, Any]:
     """Train ``cfg`` into the run directory ``out``; returns the final status."""
-    return Trainer(cfg, out, resume=resume, overwrite=overwrite, progress=progress).run()
+    return Trainer(cfg, out, resume=resume, overwrite=overwrite, progress=progress, task=task).run()

@@ -28,8 +28,8 @@ def test_presets_resolve_to_the_papers_defaults():
     ({"group_size": -1}, "group_size=-1"),
     ({"kl_delta": 0}, "kl_delta=0"),
     ({"kl_clip": "soft"}, "kl_clip='soft'.*'hard', 'scale' or 'none'"),
-    ({"bogus": 1}, "unknown field 'bogus'; expected one of: method, model"),
-    ({"families": ["algebra"]}, "expected a non-empty subset"),
+    ({"bogus": 1}, "unknown field 'bogus'; expected one of: method, task, model"),
+    ({"families": ["algebra"]}, "no problem type.s. .'algebra'.; expected some of: sum"),
 ])
 def test_invalid_values_name_the_field_and_allowed_values(fields, message):
     with pytest.raises(ValueError, match=message):
