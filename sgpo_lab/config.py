@@ -167,15 +167,60 @@ def describe_validation_error(err: ValidationError) -> str:
     return "invalid config: " + "; ".join(parts)
 
 
+MAX_VALUE_CHARS = 10_000  # one --set value, or a config file, is refused past this (a YAML bomb is small but deep)
+MAX_FILE_CHARS = 200_000
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe YAML without anchors and aliases: a few hundred bytes of nested aliases expand to gigabytes."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("aliases (*name) are not allowed")
+        return super().compose_node(parent, index)
+
+
+def parse_yaml(text: str, *, what: str) -> Any:
+    """Safe YAML without aliases or tags, size-bounded; a one-line ``ValueError`` naming ``what`` otherwise."""
+    limit = MAX_FILE_CHARS if what.startswith("config file") else MAX_VALUE_CHARS
+    if len(text) > limit:
+        raise ValueError(f"{what} has {len(text):,} characters; expected at most {limit:,}")
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)
+    except yaml.YAMLError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{what} is not valid YAML ({first[:160]}); expected plain values such as 0.5, "
+                         "true, [sum, count] or a string") from None
+
+
+def parse_field_values(items: list[str] | str) -> dict[str, Any]:
+    """``field=value`` settings (a list, or lines of text; ``#`` starts a comment line) -> {field: YAML value}.
+
+    The one parser of the CLI's ``--set`` and the app's Train page. Keys are checked against ``TrainConfig``.
+    """
+    lines = items.splitlines() if isinstance(items, str) else list(items)
+    fields: dict[str, Any] = {}
+    for item in lines:
+        item = item.strip()
+        if not item or item.startswith("#"):
+            continue
+        if "=" not in item:
+            raise ValueError(f"setting {item[:80]!r} is not field=value; expected e.g. kl_delta=0.5")
+        key, value = (part.strip() for part in item.split("=", 1))
+        if key not in TrainConfig.model_fields:
+            raise ValueError(f"unknown field {key[:80]!r}; expected one of: {', '.join(TrainConfig.model_fields)}")
+        fields[key] = parse_yaml(value, what=f"the value of {key}")
+    return fields
+
+
 def load_config_file(path: str | Path, **overrides: Any) -> TrainConfig:
     """A YAML config file (any TrainConfig fields, ``method`` picks the preset), then command-line overrides."""
     path = Path(path)
-    try:
-        body = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise ValueError(f"config file {str(path)!r} does not exist") from None
-    except yaml.YAMLError as err:
-        raise ValueError(f"config file {str(path)!r} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not path.is_file():
+        raise ValueError(f"config file {str(path)!r} does not exist or is not a regular file; expected a YAML file")
+    with open(path, errors="replace") as fh:
+        text = fh.read(MAX_FILE_CHARS + 1)
+    body = parse_yaml(text, what=f"config file {str(path)!r}") or {}
     if not isinstance(body, dict):
         raise ValueError(f"config file {str(path)!r} must hold a mapping of field: value")
     method = overrides.pop("method", None) or body.pop("method", "sgpo")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import plotly.colors as pc
 
+from sgpo_lab.metrics import EVAL_LABELS, METRICS
+
 MONO = "Menlo, Consolas, 'DejaVu Sans Mono', 'Liberation Mono', monospace"
 TEMPLATE = "plotly_white"
 
@@ -30,29 +32,7 @@ METHOD_COLORS: dict[str, str] = {
 FAMILY_COLORS: dict[str, str] = {"sum": "#1f77b4", "count": "#ff7f0e", "equation": "#2ca02c", "mul": "#9467bd",
                                  "all": "#333333"}
 SPLIT_LABELS = {"id": "ID", "ood": "OOD"}
-METRIC_LABELS: dict[str, str] = {
-    "accuracy": "greedy accuracy",
-    "pass_at_k": "pass@k",
-    "loss": "total loss",
-    "loss_grpo": "GRPO term",
-    "loss_distill": "distillation term (sum_i w_i KL_i)",
-    "loss_sft": "SFT NLL",
-    "p_auto": "p_auto (autonomous pass rate)",
-    "p_guided": "p_guided (guided pass rate)",
-    "reward_mean": "mean reward",
-    "entropy": "policy entropy (nats)",
-    "kl_mean": "mean token KL on targets",
-    "clipped_frac": "share of target tokens clipped (KL > delta)",
-    "n_targets": "distillation targets",
-    "weight_mean": "mean weight w_i",
-    "weight_max": "max weight w_i",
-    "weight_nonzero": "share of problems with w_i > 0",
-    "grpo_clip_frac": "share of tokens with ratio clipped",
-    "grad_norm": "gradient norm",
-    "completion_len": "completion length (tokens)",
-    "lr": "learning rate",
-    "time_step": "seconds per step",
-}
+METRIC_LABELS: dict[str, str] = {**EVAL_LABELS, **{name: label for name, (label, _) in METRICS.items()}}
 _FALLBACK = pc.qualitative.Dark24
 
 
