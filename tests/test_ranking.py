@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from sgpo_lab.models import load_model
-from sgpo_lab.world.problems import make_problems
-from sgpo_lab.world.ranking import HELDOUT_SEED, rank_candidates
+from sgpo_lab.strategies import heldout_problems, rank_candidates
+from sgpo_lab.tasks import load_task
 from sgpo_lab.world.strategies import card_numbers, extract_candidates
 from sgpo_lab.world.tasks import FAMILIES
 
@@ -23,7 +23,7 @@ def tiny():
 
 def test_rank_candidates_scores_every_candidate_and_sorts_best_first(tiny):
     rows = rank_candidates(*tiny, "equation", n_problems=4, n_samples=2)
-    heldout = make_problems("equation", "train", 4, seed=HELDOUT_SEED)
+    heldout = heldout_problems(load_task("world"), "equation", 4)
     expected = {c.card_id for c in extract_candidates("equation", [(p.question, p.expert_response) for p in heldout])}
     assert {r["card_id"] for r in rows} == expected
     rates = [r["guided_pass_rate"] for r in rows]
