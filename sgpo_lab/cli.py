@@ -55,31 +55,58 @@ def pretrain(
                f"(final loss {record['final_loss']})")
 
 
-@app.command("world-report")
-def world_report_cmd(
+TASK_HELP = "task: world, world:sum,count, reasoning-gym:DATASET, jsonl:PATH or module:function (sgpo-lab tasks)"
+
+
+def _task_and_model(task: str, model: str, prompt_style: str = "auto", cards: Path | None = None):
+    """The task, the loaded model and tokenizer, its prompter and the card set (``cards`` file or the task's)."""
+    from sgpo_lab.cards import load_cards
+    from sgpo_lab.models import load_model
+    from sgpo_lab.prompts import Prompter
+    from sgpo_lab.tasks import load_task
+
+    t = load_task(task)
+    card_set = load_cards(cards) if cards is not None else None
+    m, tok = load_model(model)
+    return t, m, tok, Prompter.for_task(t, tok, prompt_style), card_set
+
+
+def _positive(name: str, value: int, most: int = 100_000) -> int:
+    if not 1 <= value <= most:
+        fail(f"--{name} must be from 1 to {most:,}, got {value}")
+    return value
+
+
+@app.command("report")
+def report_cmd(
+    task: str = typer.Option("world", help=TASK_HELP),
     size: str = typer.Option("small", "--size", "--model", help="a size name, a run or checkpoint dir, or a model dir"),
     problems: int = typer.Option(32, help="problems per family and split"),
     samples: int = typer.Option(8, help="samples per problem (temperature 1)"),
     seed: int = typer.Option(0),
-    family: list[str] = typer.Option([], help="families to report (repeatable; default: all four)"),
-    split: list[str] = typer.Option([], help="splits to report: id, ood (repeatable; default: both)"),
+    family: list[str] = typer.Option([], help="problem types to report (repeatable; default: all of the task's)"),
+    split: list[str] = typer.Option([], help="splits to report: id, ood (repeatable; default: those the task has)"),
+    cards: Path | None = typer.Option(None, help="card file (JSONL) to guide with instead of the task's own cards"),
+    prompt_style: str = typer.Option("auto", help="auto | plain | chat"),
+    max_new_tokens: int = typer.Option(144, help="longest completion sampled"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ) -> None:
-    """Unguided and guided pass rates of a model, per family and split."""
-    from sgpo_lab.evaluate import world_report
-    from sgpo_lab.models import load_model
-    from sgpo_lab.world.tasks import check_split, get_family
+    """Unguided and guided pass rates of a model on a task, per problem type and split."""
+    from sgpo_lab.evaluate import task_report
 
-    families = [get_family(f).name for f in family] or None
-    splits = tuple(check_split(s) for s in split) or ("id", "ood")
-    if "train" in splits:
+    _positive("problems", problems)
+    _positive("samples", samples, 1024)
+    _positive("max-new-tokens", max_new_tokens, 4096)
+    if "train" in split:
         fail("split 'train' holds RL training problems; expected id or ood")
-    model, tokenizer = load_model(size)
-    rows = world_report(model, tokenizer, n_problems=problems, n_samples=samples, seed=seed, splits=splits,
-                        families=families)
-    for split in splits:
-        part = [r for r in rows if r["split"] == split]
-        rows.append({"family": "average", "split": split,
+    t, model, tokenizer, prompter, card_set = _task_and_model(task, size, prompt_style, cards)
+    families = t.check_families(family or None)
+    splits = tuple(t.check_split(s) for s in split) or None
+    rows = task_report(model, tokenizer, task=t, n_problems=problems, n_samples=samples, seed=seed, splits=splits,
+                       families=families, prompter=prompter, cards=card_set, max_new_tokens=max_new_tokens)
+    for sp in dict.fromkeys(r["split"] for r in list(rows)):
+        part = [r for r in rows if r["split"] == sp]
+        rows.append({"family": "average", "split": sp,
                      "unguided": sum(r["unguided"] for r in part) / len(part),
                      "guided": sum(r["guided"] for r in part) / len(part)})
     for r in rows:
@@ -88,6 +115,25 @@ def world_report_cmd(
         typer.echo(json.dumps(rows, indent=2))
     else:
         typer.echo(_table(rows, ["family", "split", "unguided", "guided", "gap"]))
+
+
+app.command("world-report", help="The report on the Strategy World (same as 'report'; kept for old scripts).")(
+    report_cmd)
+
+
+@app.command()
+def tasks(spec: str | None = typer.Argument(None, help="a task spec to describe (default: list the kinds)")) -> None:
+    """List the kinds of task the lab runs, or describe one (its problem types, splits and threshold)."""
+    from sgpo_lab.tasks import TASK_KINDS, load_task
+
+    if spec is None:
+        width = max(map(len, TASK_KINDS))
+        for name, text in TASK_KINDS.items():
+            typer.echo(f"{name.ljust(width)}  {text}")
+        return
+    info = load_task(spec).describe()
+    for key, value in info.items():
+        typer.echo(f"{key:12s} {', '.join(map(str, value)) if isinstance(value, list) else value}")
 
 
 @app.command("rank-strategies")
@@ -99,7 +145,7 @@ def rank_strategies(
 ) -> None:
     """Rank each family's candidate strategy cards by the model's guided pass rate on held-out problems."""
     from sgpo_lab.models import load_model
-    from sgpo_lab.world.ranking import rank_all
+    from sgpo_lab.strategies import rank_all
 
     model, tokenizer = load_model(size)
     ranking = rank_all(model, tokenizer, n_problems=problems, n_samples=samples)
@@ -114,6 +160,7 @@ def rank_strategies(
 @app.command()
 def train(
     method: str = typer.Option("sgpo", help="method or preset (sgpo-lab methods lists them)"),
+    task: str | None = typer.Option(None, help=TASK_HELP + " [world]"),
     model: str | None = typer.Option(None, help="size name, run/checkpoint dir or local HF model dir [small]"),
     steps: int | None = typer.Option(None, help="optimizer steps [60]"),
     seed: int | None = typer.Option(None, help="seed [0]"),
@@ -123,18 +170,36 @@ def train(
     overwrite: bool = typer.Option(False, help="replace an existing run directory"),
     set_: list[str] = typer.Option([], "--set", help="any config field, e.g. --set kl_delta=0.5 (repeatable)"),
 ) -> None:
-    """Train a method on the Strategy World and write a run directory (watch it in the app)."""
-    from sgpo_lab.config import load_config_file, make_config
+    """Train a method on a task (the Strategy World by default) and write a run directory (watch it in the app)."""
+    from sgpo_lab.config import load_config_file, make_config, parse_field_values
     from sgpo_lab.trainer import train as run_train
 
-    fields = _parse_sets(set_)
-    fields.update(model=model, steps=steps, seed=seed)
+    fields = parse_field_values(set_)
+    if "method" in fields:
+        set_method = fields.pop("method")
+        if method != "sgpo" and set_method != method:
+            fail(f"--method {method} and --set method={set_method} disagree; expected one of them")
+        method = set_method
+    for name, flag in (("task", task), ("model", model), ("steps", steps), ("seed", seed)):
+        if flag is not None and name in fields and fields[name] != flag:
+            fail(f"--{name} {flag} and --set {name}={fields[name]} disagree; expected one of them")
+        if flag is not None:
+            fields[name] = flag
     if resume:
-        from sgpo_lab.runs import read_config
+        from sgpo_lab.runs import read_run_config
 
-        saved = {k: v for k, v in read_config(out).items() if k != "versions"}
-        if not saved:
-            fail(f"nothing to resume in {str(out)!r}; expected a run directory with config.yaml")
+        saved = read_run_config(out)
+        if not saved or "method" not in saved:
+            fail(f"nothing to resume in {str(out)!r}; expected a run directory with config.yaml naming its method")
+        if fields.get("steps") is not None and fields["steps"] < saved.get("steps", 0):
+            fail(f"--steps {fields['steps']} is below the run's {saved.get('steps')} steps; expected at least that "
+                 "(a larger value extends the run)")
+        changed = {k: v for k, v in fields.items() if k != "steps" and v is not None and saved.get(k) != v}
+        if changed:
+            fail(f"--resume continues the run as configured; cannot change {', '.join(changed)} (only --steps "
+                 "extends it)")
+        if fields.get("steps") is not None:
+            saved["steps"] = fields["steps"]
         cfg = make_config(saved.pop("method"), **saved)
     elif config is not None:
         cfg = load_config_file(config, method=method if method != "sgpo" else None, **fields)
@@ -145,18 +210,6 @@ def train(
     except KeyboardInterrupt:
         fail(f"interrupted; continue with: sgpo-lab train --out {out} --resume", code=130)
     typer.echo(f"{cfg.method}: {status['state']} at step {status['step']}/{status['total']} -> {out}")
-
-
-def _parse_sets(items: list[str]) -> dict:
-    import yaml
-
-    fields = {}
-    for item in items:
-        if "=" not in item:
-            fail(f"--set {item!r} is not field=value; expected e.g. --set kl_delta=0.5")
-        key, value = item.split("=", 1)
-        fields[key.strip()] = yaml.safe_load(value)
-    return fields
 
 
 @app.command()
@@ -171,49 +224,66 @@ def methods() -> None:
 
 @app.command("eval")
 def eval_cmd(
+    task: str = typer.Option("world", help=TASK_HELP),
     model: str = typer.Option("small", help="size name, run/checkpoint dir or local HF model dir"),
     problems: int = typer.Option(32, help="problems per family and split"),
     k: int = typer.Option(4, help="k of pass@k"),
     guided: bool = typer.Option(False, help="evaluate with each problem's strategy card in the prompt"),
+    cards: Path | None = typer.Option(None, help="card file (JSONL) for --guided instead of the task's own cards"),
+    prompt_style: str = typer.Option("auto", help="auto | plain | chat"),
+    max_new_tokens: int = typer.Option(144, help="longest completion sampled"),
     seed: int = typer.Option(0),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Greedy accuracy and pass@k of a model (unguided by default), per family and split."""
+    """Greedy accuracy and pass@k of a model on a task (unguided by default), per problem type and split."""
     import torch
 
     from sgpo_lab.evaluate import evaluate
-    from sgpo_lab.models import load_model
-    from sgpo_lab.world.problems import world_problems
 
-    m, tok = load_model(model)
-    rows = [vars(r) for r in evaluate(m, tok, world_problems("id", problems) + world_problems("ood", problems), k=k,
-                                      generator=torch.Generator().manual_seed(seed), guided=guided)]
+    _positive("problems", problems)
+    _positive("k", k, 1024)
+    _positive("max-new-tokens", max_new_tokens, 4096)
+    t, m, tok, prompter, card_set = _task_and_model(task, model, prompt_style, cards)
+    problems_ = [p for split in ("id", "ood") if split in t.splits for p in t.problems(split, problems)]
+    if not problems_:
+        fail(f"task {t.name!r} has no evaluation problems; expected an id (or ood) split")
+    rows = [vars(r) for r in evaluate(m, tok, problems_, k=k, generator=torch.Generator().manual_seed(seed),
+                                      guided=guided, task=t, prompter=prompter, cards=card_set,
+                                      max_new_tokens=max_new_tokens)]
     typer.echo(json.dumps(rows, indent=2) if as_json else _table(rows, ["family", "split", "accuracy", "pass_at_k"]))
 
 
 @app.command()
 def shifts(
+    task: str = typer.Option("world", help=TASK_HELP),
     model: str = typer.Option("small", help="size name, run/checkpoint dir or local HF model dir"),
-    problem: str = typer.Option(..., help="a world problem id (e.g. sum-id-0003) or a question text"),
-    strategy: str | None = typer.Option(None, help="strategy card text, or family/strategy (e.g. "
+    problem: str = typer.Option(..., help="a problem id of the task (e.g. sum-id-0003) or a question text"),
+    strategy: str | None = typer.Option(None, help="strategy card text (world: also family/strategy such as "
                                            "sum/left_to_right); default: the problem's own card"),
+    cards: Path | None = typer.Option(None, help="card file (JSONL): the card of the problem's type"),
     completion: str | None = typer.Option(None, help="completion to analyse (default: greedy guided sample)"),
+    prompt_style: str = typer.Option("auto", help="auto | plain | chat"),
     top_k: int = typer.Option(3, help="alternatives shown per distribution"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Per-token KL and probabilities with and without a strategy, for one completion."""
-    from sgpo_lab.models import load_model
-    from sgpo_lab.shifts import token_shifts
-    from sgpo_lab.world.problems import find_problem
+    from sgpo_lab.evaluate import card_of
+    from sgpo_lab.shifts import MAX_TEXT_CHARS, token_shifts
     from sgpo_lab.world.strategies import resolve_strategy
 
-    found = find_problem(problem)
+    _positive("top-k", top_k, 50)
+    if len(problem) > MAX_TEXT_CHARS:
+        fail(f"--problem has {len(problem):,} characters; expected at most {MAX_TEXT_CHARS:,}")
+    t, m, tok, prompter, card_set = _task_and_model(task, model, prompt_style, cards)
+    found = t.find(problem)
     question = found.question if found else problem
-    card = resolve_strategy(strategy) if strategy else (found.strategy if found else None)
-    if card is None:
-        fail("a typed question needs --strategy (card text or family/strategy such as sum/left_to_right)")
-    m, tok = load_model(model)
-    table = token_shifts(m, tok, question, card, completion, top_k=top_k)
+    if strategy:
+        card = resolve_strategy(strategy) if t.name.startswith("world") else strategy
+    else:
+        card = card_of(t, found, card_set) if found else None
+    if not card:
+        fail("a typed question needs --strategy (a card's text; world: or family/strategy such as sum/left_to_right)")
+    table = token_shifts(m, tok, question, card, completion, top_k=top_k, prompter=prompter)
     if as_json:
         typer.echo(json.dumps({"question": question, "strategy": card, "completion": table.attrs["completion"],
                                "tokens": table.to_dict("records")}, indent=2))
@@ -224,6 +294,10 @@ def shifts(
              "top_unguided": " ".join(repr(t) for t in r.top_unguided)} for r in table.itertuples()]
     typer.echo(_table(rows, list(rows[0])))
 
+
+from sgpo_lab.cli_strategies import strategies_app  # noqa: E402 - registered beside the other commands
+
+app.add_typer(strategies_app, name="strategies")
 
 bench_app = typer.Typer(help="Benchmarks that print figures (ratios measured side by side in one process).")
 app.add_typer(bench_app, name="bench")
@@ -322,6 +396,66 @@ def bench_run(
                 for column, label in (("accuracy", "greedy"), ("pass_at_k", "pass@k")) for step in (first, last)}}
             for split in ("id", "ood") for family in [*ev["family"].unique(), "average"]]
     typer.echo(_table(rows, list(rows[0])))
+
+
+def _every_answer_right(spec: str):
+    """A copy of a task whose verifier passes every completion (for benchmarks on random models)."""
+    from sgpo_lab.tasks import FunctionTask, load_task
+
+    task = load_task(spec)
+    return FunctionTask(name=f"{task.name} (every answer right)",
+                        problems_by_split={s: task.problems(s, 64) for s in task.splits},
+                        score_fn=lambda problem, completion: 1.0)
+
+
+@bench_app.command("memory")
+def bench_memory(
+    vocab: int = typer.Option(151_936, help="vocabulary size of the random Qwen2-style model (Qwen2's: 151,936)"),
+    hidden: int = typer.Option(64, help="hidden size of the random model"),
+    problems: int = typer.Option(8, help="problems per step (default: the lab's default step)"),
+    max_new_tokens: int = typer.Option(96, help="completion length (a random model writes to the limit)"),
+    budget_mb: float = typer.Option(256, help="logits_budget_mb of the step"),
+    steps: int = typer.Option(1, help="SGPO steps to run"),
+) -> None:
+    """Peak memory of default SGPO steps on a random Qwen2-style model with a large vocabulary (target <= 4 GB)."""
+    import resource
+    import tempfile
+    import time
+
+    from sgpo_lab.config import make_config
+    from sgpo_lab.toy import save_toy_model
+    from sgpo_lab.trainer import Trainer
+
+    _positive("vocab", vocab, 1_000_000)
+    _positive("hidden", hidden, 4096)
+    _positive("problems", problems, 256)
+    _positive("max-new-tokens", max_new_tokens, 4096)
+    _positive("steps", steps, 100)
+
+    def rss_mb() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = save_toy_model(Path(tmp) / "model", vocab_size=vocab, pad_to=vocab, hidden=hidden,
+                                   ffn=4 * hidden, layers=2)
+        cfg = make_config("sgpo", model=str(model_dir), steps=steps, problems_per_step=problems,
+                          max_new_tokens=max_new_tokens, logits_budget_mb=budget_mb, eval_every=0,
+                          checkpoint_every=0, probe_problems=0)
+        # a random model never answers right; a verifier that passes every rollout makes every phase run (target
+        # ranking, the teacher's and the student's logits on the targets), which is what the benchmark is about
+        trainer = Trainer(cfg, Path(tmp) / "run", progress=False, task=_every_answer_right(cfg.task))
+        before = rss_mb()
+        typer.echo(f"random Qwen2-style model: vocabulary {vocab:,}, hidden {hidden}; {problems} problems x "
+                   f"(G {cfg.group_size} + H {cfg.guided_size}) rows, {max_new_tokens} new tokens, "
+                   f"logits budget {budget_mb:g} MB")
+        for step in range(1, steps + 1):
+            t0 = time.perf_counter()
+            row = trainer.rl_step(step)
+            typer.echo(f"  step {step}: {time.perf_counter() - t0:.1f} s (sample {row['time_sample']:.1f} s, "
+                       f"update {row['time_update']:.1f} s), completion length {row['completion_len']:.0f}, "
+                       f"{row['n_targets']} distillation targets")
+    peak = rss_mb()
+    typer.echo(f"  peak RSS before the step: {before:,.0f} MB; after: {peak:,.0f} MB  (target <= 4,096 MB)")
 
 
 def main() -> None:

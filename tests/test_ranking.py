@@ -13,7 +13,7 @@ from sgpo_lab.tasks import load_task
 from sgpo_lab.world.strategies import card_numbers, extract_candidates
 from sgpo_lab.world.tasks import FAMILIES
 
-SHIPPED = Path(__file__).parents[1] / "sgpo_lab" / "assets" / "base" / "small" / "strategy_ranking.json"
+SHIPPED = Path(__file__).parents[1] / "sgpo_lab" / "assets" / "base" / "small" / "cards.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +51,17 @@ def test_cli_writes_the_ranking_of_every_family(tmp_path):
     assert "family" in result.stdout and "guided" in result.stdout
 
 
-def test_the_shipped_small_model_keeps_its_ranking():
-    saved = json.loads(SHIPPED.read_text())
-    assert saved["model"] == "small" and saved["command"].startswith("sgpo-lab rank-strategies")
-    for family, rows in saved["ranking"].items():
-        rates = [r["guided_pass_rate"] for r in rows]
+def test_the_shipped_small_model_keeps_its_ranked_cards():
+    """The shipped ranking is a card file made by `strategies extract` and `strategies rank` (commands beside it)."""
+    from sgpo_lab.cards import load_cards, read_card_file
+
+    records = read_card_file(SHIPPED)
+    assert {r["family"] for r in records} == set(FAMILIES)
+    for family in FAMILIES:
+        rates = [r["guided_pass_rate"] for r in records if r["family"] == family]
         assert rates == sorted(rates, reverse=True), family
-        strategies = {r["strategy"] for r in rows}
-        assert set(FAMILIES[family].strategies) | {"generic"} == strategies, family
+        assert all(card_numbers(r["card"]) == [] for r in records if r["family"] == family)
+    top = load_cards(SHIPPED)
+    assert all(top[f] == next(r["card"] for r in records if r["family"] == f) for f in FAMILIES)
+    command = (SHIPPED.parent / "cards.command.txt").read_text()
+    assert "sgpo-lab strategies extract" in command and "sgpo-lab strategies rank" in command
