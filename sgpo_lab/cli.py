@@ -15,7 +15,7 @@ import typer
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="sgpo-lab: learn, inspect and reproduce Strategy-Guided Policy Optimization on a CPU.")
 
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError, IsADirectoryError)
+USER_ERRORS = (ValueError, OSError)  # bad input, and what the system says of files and disks (a full disk, ...)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -44,12 +44,11 @@ def pretrain(
     overwrite: bool = typer.Option(False, help="replace an existing model directory"),
 ) -> None:
     """Pretrain a base model on the Strategy World corpus."""
+    from sgpo_lab.pretrain import check_model_out, recipe
     from sgpo_lab.pretrain import pretrain as run_pretrain
-    from sgpo_lab.pretrain import recipe
 
     cfg = recipe(size, seed=seed, steps=steps)
-    if (out / "config.json").exists() and not overwrite:
-        fail(f"{out} already holds a model; pass --overwrite to replace it")
+    check_model_out(out, overwrite=overwrite)  # before training: a refused folder costs nothing
     record = run_pretrain(cfg, out, command=" ".join(["sgpo-lab", "pretrain", *sys.argv[2:]]))
     typer.echo(f"saved {record['parameters']:,}-parameter model to {out} in {record['seconds']:.0f} s "
                f"(final loss {record['final_loss']})")
@@ -374,7 +373,7 @@ def bench_run(
     from sgpo_lab.trainer import train as run_train
 
     if threads is not None:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(_positive("threads", threads, 256))
     cfg = make_config(method, model=model, seed=seed, steps=steps)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -463,7 +462,7 @@ def main() -> None:
     try:
         app()
     except USER_ERRORS as err:
-        typer.echo(f"error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", err=True)
+        typer.echo(f"error: {(str(err).splitlines()[0] if str(err) else type(err).__name__)[:400]}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
@@ -471,7 +470,7 @@ def main() -> None:
     except Exception as err:  # a bug, not bad input: still one line; SGPO_LAB_DEBUG=1 shows the traceback
         if os.environ.get("SGPO_LAB_DEBUG"):
             raise
-        typer.echo(f"error: unexpected {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''} "
+        typer.echo(f"error: unexpected {type(err).__name__}: {(str(err).splitlines() or [''])[0][:300]} "
                    "(set SGPO_LAB_DEBUG=1 for the traceback)", err=True)
         sys.exit(1)
 

@@ -21,7 +21,7 @@ from sgpo_lab.tasks import DEFAULT_TASK, load_task
 class TrainConfig(BaseModel):
     """Everything that defines a training run. Unknown fields are refused."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     method: str = Field("sgpo", description="preset name the fields were resolved from (see METHODS)")
     task: str = Field(DEFAULT_TASK, description="task: world, world:sum,count, reasoning-gym:DATASET, jsonl:PATH or "
@@ -34,14 +34,14 @@ class TrainConfig(BaseModel):
     device: str = Field("cpu", description="torch device: cpu (default), cuda, cuda:1, ...")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="weights' dtype (bfloat16 on "
                                                              "GPUs that have it; float32 on a CPU)")
-    steps: int = Field(60, ge=1, description="optimizer steps")
+    steps: int = Field(60, ge=1, le=1_000_000, description="optimizer steps")
     seed: int = Field(0, ge=0, description="seed for problem order, sampling and evaluation")
     lr: float = Field(3e-4, gt=0, description="AdamW learning rate")
-    problems_per_step: int = Field(8, ge=1, description="problems in each step's batch")
-    group_size: int = Field(8, ge=1, description="G: autonomous rollouts per problem")
-    guided_size: int = Field(4, ge=0, description="H: guided rollouts per problem (strategy in the prompt)")
-    temperature: float = Field(1.0, gt=0, description="sampling temperature of rollouts")
-    max_new_tokens: int = Field(96, ge=1, description="longest completion sampled")
+    problems_per_step: int = Field(8, ge=1, le=4096, description="problems in each step's batch")
+    group_size: int = Field(8, ge=1, le=1024, description="G: autonomous rollouts per problem")
+    guided_size: int = Field(4, ge=0, le=1024, description="H: guided rollouts per problem (strategy in the prompt)")
+    temperature: float = Field(1.0, ge=0.01, le=100, description="sampling temperature of rollouts")
+    max_new_tokens: int = Field(96, ge=1, le=32_768, description="longest completion sampled")
     families: list[str] | None = Field(None, description="problem types trained and evaluated on (None: all of "
                                        "the task's)")
     train_problems: int = Field(64, ge=1, le=100_000, description="training problems per family")
@@ -82,9 +82,9 @@ class TrainConfig(BaseModel):
     eval_every: int = Field(20, ge=0, description="evaluate every N steps (0: only at start and end)")
     eval_problems: int = Field(16, ge=1, le=100_000, description="evaluation problems per family and split")
     eval_k: int = Field(4, ge=1, le=1024, description="k of pass@k")
-    eval_max_new_tokens: int = Field(144, ge=1, description="longest completion sampled in evaluation")
+    eval_max_new_tokens: int = Field(144, ge=1, le=32_768, description="longest completion sampled in evaluation")
     probe_every: int = Field(20, ge=0, description="record token shifts of the probe set every N steps")
-    probe_problems: int = Field(2, ge=0, description="probe problems per family")
+    probe_problems: int = Field(2, ge=0, le=64, description="probe problems per family")
     checkpoint_every: int = Field(20, ge=0, description="save a checkpoint every N steps (and at the end)")
 
     @model_validator(mode="after")
@@ -154,17 +154,28 @@ def make_config(method: str = "sgpo", **overrides: Any) -> TrainConfig:
 
 
 def describe_validation_error(err: ValidationError) -> str:
-    """pydantic's report as one line: each bad field, what was given, what is expected."""
+    """pydantic's report as one line: each bad field, what was given, what is expected (a few at most)."""
+    errors = err.errors()
+    unknown = [".".join(str(x) for x in e["loc"])[:40] for e in errors if e["type"] == "extra_forbidden"]
     parts = []
-    for e in err.errors():
-        field = ".".join(str(x) for x in e["loc"]) or "config"
+    if unknown:
+        names = ", ".join(repr(u) for u in unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")
+        parts.append(f"unknown field{'s' if len(unknown) > 1 else ''} {names}; expected one of: "
+                     f"{', '.join(TrainConfig.model_fields)}")
+    others = [e for e in errors if e["type"] != "extra_forbidden"]
+    for e in others[:3]:
         if not e["loc"]:  # a check across fields: its own message says what and why
-            parts.append(str(e["msg"]).removeprefix("Value error, "))
-        elif e["type"] == "extra_forbidden":
-            parts.append(f"unknown field {field!r}; expected one of: {', '.join(TrainConfig.model_fields)}")
+            parts.append(str(e["msg"]).removeprefix("Value error, ")[:300])
         else:
-            parts.append(f"{field}={e.get('input')!r}: {e['msg']}")
-    return "invalid config: " + "; ".join(parts)
+            field = ".".join(str(x) for x in e["loc"])
+            parts.append(f"{field[:60]}={_short(e.get('input'))}: {e['msg']}")
+    more = f"; and {len(others) - 3} more" if len(others) > 3 else ""
+    return "invalid config: " + "; ".join(parts) + more
+
+
+def _short(value: Any, most: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= most else text[: most - 3] + "..."
 
 
 MAX_VALUE_CHARS = 10_000  # one --set value, or a config file, is refused past this (a YAML bomb is small but deep)

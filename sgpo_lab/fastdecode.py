@@ -107,7 +107,11 @@ class Draws:
         if self.greedy or self.temperature == 0:
             nxt = logits.argmax(-1)
         else:
-            nxt = torch.multinomial(torch.softmax(logits / self.temperature, -1), 1, generator=self.generator)[:, 0]
+            try:
+                nxt = torch.multinomial(torch.softmax(logits / self.temperature, -1), 1, generator=self.generator)[:, 0]
+            except RuntimeError:  # NaN or inf probabilities: the model (or the temperature) is broken, not the input
+                raise ValueError("the model's next-token probabilities hold NaN or inf; expected a model with finite "
+                                 "weights (was it trained into NaN?) and a temperature around 1") from None
         nxt = nxt.masked_fill(done, self.pad)
         self.tokens[rows, n] = nxt
         if self.logits is not None:

@@ -71,6 +71,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path, *, command: str | None = None
     """Train a base model from scratch and save it to ``out``; returns the record written to pretrain.json."""
     check_size(cfg.size)
     out = Path(out)
+    check_model_out(out, overwrite=True)
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     tokenizer = build_char_tokenizer()
@@ -118,6 +119,29 @@ def pretrain(cfg: PretrainConfig, out: str | Path, *, command: str | None = None
     }
     (out / "pretrain.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
+
+
+def check_model_out(out: Path, *, overwrite: bool) -> None:
+    """Refuse, before any training, an output folder the trained model cannot go to.
+
+    An empty or new folder is fine; a folder holding one of pretrain's own models (config.json and
+    pretrain.json) needs ``overwrite``; any other non-empty folder, or a file, is refused.
+    """
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output {str(out)!r} is a file; expected a folder for the model")
+    if out.is_dir() and any(out.iterdir()):
+        if not ((out / "config.json").is_file() and (out / "pretrain.json").is_file()):
+            raise ValueError(f"output folder {str(out)!r} is not empty and holds no model of 'sgpo-lab pretrain'; "
+                             "expected a new or empty folder")
+        if not overwrite:
+            raise ValueError(f"{str(out)!r} already holds a model; pass --overwrite to replace it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"cannot write to output folder {str(out)!r}: {err.strerror or err}") from None
 
 
 # The recipe each shipped checkpoint was made with (``sgpo-lab pretrain --size NAME``).

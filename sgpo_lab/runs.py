@@ -1,4 +1,4 @@
-"""The run directory: the contract between training and viewing (DESIGN.md §3).
+"""The run directory: the contract between training and viewing (docs/design.md, "The run directory").
 
     run/
       config.yaml            the resolved config, seed, package versions
@@ -8,16 +8,22 @@
       instances/part-*.parquet     per problem and step: p_auto, p_guided, weight, kl_mean, target
       token_shifts/part-*.parquet  per probe token at probe steps: kl, probabilities, top-k lists
       checkpoints/step-NNNNNN/     save_pretrained safetensors + tokenizer (+ trainer state to resume)
+      probes.json            the probe completions, fixed at step 0
+      .sgpo-lab-run          the marker: this folder is a run the lab wrote (only such a folder is overwritten)
+      .lock                  held (flock) by the process writing the run: a second writer is refused
 
 Writes are atomic (write to a temporary name, then rename), JSONL rows are appended whole and
 flushed, so a reader may watch a run while it is written. The reader tolerates a truncated last line
-and a run with no rows yet. Reading never leaves the chosen runs root.
+and a run with no rows yet. Reading never leaves the chosen runs root, reads only regular files of
+bounded size, and a run it cannot read is listed with the reason instead of hiding the others.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +32,13 @@ import pandas as pd
 import yaml
 
 STATES = ("running", "finished", "failed", "interrupted")
+MARKER = ".sgpo-lab-run"
+LOCK = ".lock"
+# what --overwrite removes: the entries the lab writes into a run directory, and nothing else
+LAB_ENTRIES = ("config.yaml", "status.json", "metrics.jsonl", "eval.jsonl", "instances", "token_shifts",
+               "checkpoints", "probes.json", "rollouts", MARKER)
+MAX_RUN_FILE_BYTES = {"config.yaml": 1_000_000, "status.json": 100_000}
+MAX_JSONL_BYTES = 200_000_000
 # config.yaml keys beside the TrainConfig fields: the versions that ran and the card set the run distilled
 CONFIG_EXTRAS = ("versions", "card_set")
 
@@ -41,31 +54,84 @@ class RunDirError(ValueError):
 # ------------------------------------------------------------------------------ the output folder
 
 
-def prepare_out_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to clobber: an existing non-empty dir needs --resume or --overwrite (and only a run is overwritten)."""
-    import shutil
+class RunLock:
+    """An exclusive lock on a run directory (``flock`` on ``.lock``), held while one process writes the run.
 
+    The operating system drops it when the process ends, however it ends, so a dead writer never blocks a resume.
+    """
+
+    def __init__(self, run: Path):
+        import fcntl
+
+        self.path = run / LOCK
+        self.fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.fh.seek(0)
+            owner = self.fh.read(100).strip() or "another process"
+            self.fh.close()
+            raise RunDirError(f"run {str(run)!r} is being written by {owner}; expected it to finish or be stopped "
+                              "first (one writer per run)") from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        self.fh.flush()
+
+    def release(self) -> None:
+        if not self.fh.closed:
+            self.fh.close()
+
+
+def _forbidden_target(out: Path) -> str | None:
+    """Why ``out`` may never be replaced (the filesystem root, the home folder, the working folder or a parent)."""
+    resolved, cwd = out.resolve(), Path.cwd().resolve()
+    if resolved == Path(resolved.anchor) or resolved == Path.home().resolve():
+        return "it is the filesystem root or the home folder"
+    if resolved == cwd or resolved in cwd.parents:
+        return "it is the working folder or one of its parents"
+    return None
+
+
+def prepare_out_dir(out: Path, *, resume: bool, overwrite: bool) -> RunLock:
+    """Make ``out`` ready for a run and lock it; refuse to clobber anything the lab did not write.
+
+    A non-empty folder needs ``resume`` or ``overwrite``; ``overwrite`` removes only the lab's own entries of a
+    folder that holds the lab's run marker. Returns the lock, held until the writer is done.
+    """
     if resume and overwrite:
         raise RunDirError("choose one of --resume and --overwrite")
+    if not str(out).strip() or "\x00" in str(out):
+        raise RunDirError(f"output {str(out)!r} is not a usable folder name; expected e.g. runs/my-run")
     if out.exists() and not out.is_dir():
         raise RunDirError(f"output {str(out)!r} is a file; expected a directory for the run")
-    busy = out.exists() and any(out.iterdir())
+    busy = out.exists() and any(p.name != LOCK for p in out.iterdir())
     if busy and not (resume or overwrite):
         raise RunDirError(f"output directory {str(out)!r} already exists; pass --resume to continue it "
                           "or --overwrite to replace it")
     if resume and not busy:
-        raise RunDirError(f"nothing to resume in {str(out)!r}; expected a run directory with checkpoints")
-    if overwrite and busy:
-        if not is_run(out):
-            raise RunDirError(f"refusing to overwrite {str(out)!r}: it is not a run directory")
-        shutil.rmtree(out)
+        raise RunDirError(f"nothing to resume in {str(out)!r}; expected a run directory")
+    if busy and not (out / MARKER).is_file():
+        what = "replace" if overwrite else "resume"
+        raise RunDirError(f"refusing to {what} {str(out)!r}: it is not a run directory the lab wrote "
+                          f"(no {MARKER} marker); expected a folder made by 'sgpo-lab train'")
+    if overwrite and busy and (why := _forbidden_target(out)):
+        raise RunDirError(f"refusing to overwrite {str(out)!r}: {why}")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        lock = RunLock(out)
     except OSError as err:
         raise RunDirError(f"cannot write to output directory {str(out)!r}: {err.strerror or err}") from None
+    if overwrite and busy:
+        import shutil
+
+        for name in LAB_ENTRIES:
+            entry = out / name
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            elif entry.exists() or entry.is_symlink():
+                entry.unlink()
+    return lock
 
 
 # ------------------------------------------------------------------------------ checkpoints
@@ -123,7 +189,10 @@ def resolved_config(fields: dict[str, Any], *, card_set: dict[str, list[str]] | 
 
 def read_run_config(run: str | Path) -> dict[str, Any]:
     """The config fields a run was made with (config.yaml without its extras): what ``--resume`` rebuilds."""
-    return {k: v for k, v in read_config(run).items() if k not in CONFIG_EXTRAS}
+    body = read_config(run)
+    if "__error__" in body:
+        raise RunDirError(f"cannot resume {str(run)!r}: {body['__error__']}")
+    return {k: v for k, v in body.items() if k not in CONFIG_EXTRAS}
 
 
 # ----------------------------------------------------------------------------------------- writing
@@ -141,6 +210,13 @@ def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
     os.replace(tmp, path)
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Safe YAML without anchors: the readers refuse aliases, so a value repeated is written out again."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 class RunWriter:
     """Writes one run directory as training goes."""
 
@@ -148,14 +224,17 @@ class RunWriter:
         self.dir = Path(root)
         for sub in ("instances", "token_shifts", "checkpoints"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        if not (self.dir / MARKER).exists():
+            atomic_write_text(self.dir / MARKER, json.dumps({"written_by": "sgpo-lab", "created": time.time()}) + "\n")
 
     def write_config(self, config: dict[str, Any]) -> None:
-        atomic_write_text(self.dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+        atomic_write_text(self.dir / "config.yaml", yaml.dump(config, Dumper=_PlainDumper, sort_keys=False))
 
     def status(self, state: str, *, step: int, total: int, error: str | None = None, **extra: Any) -> None:
         if state not in STATES:
             raise ValueError(f"unknown run state {state!r}; expected one of: {', '.join(STATES)}")
-        body = {"state": state, "step": step, "total": total, "error": error, "updated": time.time(), **extra}
+        body = {"state": state, "step": step, "total": total, "error": error, "updated": time.time(),
+                "pid": os.getpid(), "host": socket.gethostname(), **extra}
         atomic_write_text(self.dir / "status.json", json.dumps(body) + "\n")
 
     def append(self, name: str, rows: list[dict[str, Any]] | dict[str, Any]) -> None:
@@ -170,28 +249,50 @@ class RunWriter:
         if rows:
             atomic_write_parquet(self.dir / table / f"part-{step:06d}.parquet", pd.DataFrame(rows))
 
-    def truncate_after(self, step: int) -> None:
-        """Drop rows written after ``step`` (resuming from that step's checkpoint rewrites them)."""
-        for name, key in (("metrics.jsonl", "step"), ("eval.jsonl", "step")):
+    def truncate_after(self, step: int, *, drop_eval_at: int | None = None) -> None:
+        """Drop rows written after ``step`` (resuming from that step's checkpoint rewrites them), and any torn line.
+
+        ``drop_eval_at``: also drop that step's evaluation rows (an interrupted evaluation is redone whole).
+        """
+        for name in ("metrics.jsonl", "eval.jsonl"):
             path = self.dir / name
             if path.exists():
-                keep = [r for r in read_jsonl(path) if r.get(key, -1) <= step]
+                keep = [r for r in read_jsonl(path) if _int(r.get("step"), -1) <= step
+                        and not (name == "eval.jsonl" and r.get("step") == drop_eval_at)]
                 atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
         for table in ("instances", "token_shifts"):
             for part in (self.dir / table).glob("part-*.parquet"):
-                if int(part.stem.split("-")[1]) > step:
+                if _int(part.stem.split("-")[-1], -1) > step:
                     part.unlink()
 
 
 # ----------------------------------------------------------------------------------------- reading
 
 
+def _regular_file(path: Path, limit: int) -> Path:
+    """``path`` if it is a regular file (not a FIFO, device or folder, links followed) of at most ``limit`` bytes."""
+    st = path.stat()  # FileNotFoundError passes to the caller
+    if not stat.S_ISREG(st.st_mode):
+        raise RunError(f"{path.name} is not a regular file")
+    if st.st_size > limit:
+        raise RunError(f"{path.name} is {st.st_size:,} bytes; expected at most {limit:,}")
+    return path
+
+
+def _int(value: Any, default: int = 0) -> int:
+    """A non-negative integer field of a run file (``default`` for anything else: text, negatives, floats)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
+
+
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL file; a partial or corrupt line (a writer mid-append) is skipped, not an error."""
+    """Rows of a JSONL file; a partial or corrupt line (a writer mid-append) is skipped, not an error.
+
+    A missing, unreadable, oversized or non-regular file reads as no rows.
+    """
     rows = []
     try:
-        text = Path(path).read_text(errors="replace")
-    except FileNotFoundError:
+        text = _regular_file(Path(path), MAX_JSONL_BYTES).read_text(errors="replace")
+    except (OSError, RunError):
         return rows
     for line in text.splitlines():
         try:
@@ -205,10 +306,15 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 def resolve_run(root: str | Path, name: str) -> Path:
     """The run ``name`` under ``root``; refuses names that leave the root (``..``, absolute paths, links out)."""
-    base = Path(root).expanduser().resolve()
-    if not base.is_dir():
-        raise RunError(f"runs root {str(root)!r} does not exist or is not a directory")
-    path = (base / name).resolve()
+    if "\x00" in str(root) or "\x00" in str(name):
+        raise RunError("a runs root or run name holds a NUL byte; expected a plain folder name")
+    try:
+        base = Path(root).expanduser().resolve()
+        if not base.is_dir():
+            raise RunError(f"runs root {str(root)!r} does not exist or is not a directory")
+        path = (base / name).resolve()
+    except (OSError, ValueError) as err:
+        raise RunError(f"cannot read {str(name)!r} under {str(root)!r}: {err}") from None
     if path != base and base not in path.parents:
         raise RunError(f"run {name!r} is outside the runs root {str(root)!r}")
     if not path.is_dir():
@@ -217,46 +323,119 @@ def resolve_run(root: str | Path, name: str) -> Path:
 
 
 def is_run(path: Path) -> bool:
-    return (path / "status.json").exists() or (path / "config.yaml").exists()
+    try:
+        return (path / "status.json").exists() or (path / "config.yaml").exists() or (path / MARKER).exists()
+    except OSError:
+        return False
+
+
+LIST_COLUMNS = ["name", "method", "task", "seed", "model", "state", "step", "total", "error", "path"]
 
 
 def list_runs(root: str | Path) -> pd.DataFrame:
-    """One row per run directory under ``root`` (searched two levels deep): name, method, state, step, total, ..."""
-    base = Path(root).expanduser().resolve()
+    """One row per run directory under ``root`` (searched two levels deep): name, method, task, state, step, ...
+
+    A run whose files cannot be read is still listed, with state ``unreadable`` and the reason in ``error``.
+    """
+    if "\x00" in str(root):
+        raise RunError("the runs root holds a NUL byte; expected a folder path")
+    try:
+        base = Path(root).expanduser().resolve()
+    except (OSError, ValueError) as err:
+        raise RunError(f"runs root {str(root)!r} cannot be read: {err}") from None
     if not base.is_dir():
         raise RunError(f"runs root {str(root)!r} does not exist or is not a directory")
     rows = []
-    for path in sorted(p for p in [*base.glob("*"), *base.glob("*/*")] if p.is_dir() and is_run(p)):
-        path = path.resolve()
-        if base not in path.parents:
-            continue  # a link pointing out of the root
-        status = read_status(path)
-        config = read_config(path)
-        rows.append({"name": str(path.relative_to(base)), "method": config.get("method", "?"),
-                     "seed": config.get("seed"), "model": config.get("model"), "state": status.get("state", "?"),
-                     "step": status.get("step", 0), "total": status.get("total", config.get("steps")),
-                     "error": status.get("error"), "path": str(path)})
-    columns = ["name", "method", "seed", "model", "state", "step", "total", "error", "path"]
-    return pd.DataFrame(rows, columns=columns)
+    for path in _candidate_dirs(base):
+        try:
+            path = path.resolve()
+            if base not in path.parents:
+                continue  # a link pointing out of the root
+            rows.append(_run_row(base, path))
+        except Exception as err:  # one unreadable run must not hide the others
+            rows.append({"name": path.name, "method": "?", "task": "?", "seed": None, "model": None,
+                         "state": "unreadable", "step": 0, "total": None, "error": f"{type(err).__name__}: {err}"[:200],
+                         "path": str(path)})
+    return pd.DataFrame(rows, columns=LIST_COLUMNS)
+
+
+def _candidate_dirs(base: Path) -> list[Path]:
+    found = []
+    for first in _children(base):
+        found.append(first)
+        found += _children(first)
+    return sorted(p for p in found if is_run(p))
+
+
+def _children(folder: Path) -> list[Path]:
+    try:
+        return [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:
+        return []
+
+
+def _run_row(base: Path, path: Path) -> dict[str, Any]:
+    status, config = read_status(path), read_config(path)
+    problem = status.get("error") if status.get("state") == "unreadable" else None
+    if config.get("__error__"):
+        problem = config["__error__"]
+    return {"name": str(path.relative_to(base)), "method": str(config.get("method", "?")),
+            "task": str(config.get("task", "world")), "seed": config.get("seed"), "model": config.get("model"),
+            "state": "unreadable" if problem else status.get("state", "?"), "step": _int(status.get("step")),
+            "total": _int(status.get("total"), None) if status.get("total") is not None else config.get("steps"),
+            "error": problem or status.get("error"), "path": str(path)}
+
+
+def _alive(pid: Any, host: Any) -> bool | None:
+    """Whether a writer process still runs (None: cannot tell, e.g. it ran on another machine)."""
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def read_status(run: str | Path) -> dict[str, Any]:
-    """status.json, or ``{"state": "unknown", "error": ...}`` when it is missing or unreadable."""
+    """status.json, or ``{"state": "unknown"|"unreadable", "error": ...}`` when it is missing or unreadable.
+
+    A run whose status says ``running`` but whose writer is gone reads as ``crashed``.
+    """
     try:
-        body = json.loads((Path(run) / "status.json").read_text())
-        return body if isinstance(body, dict) else {"state": "unknown", "error": "status.json is not an object"}
+        body = json.loads(_regular_file(Path(run) / "status.json", MAX_RUN_FILE_BYTES["status.json"])
+                          .read_text(errors="replace"))
     except FileNotFoundError:
         return {"state": "unknown", "error": "no status.json"}
+    except (OSError, RunError) as err:
+        return {"state": "unreadable", "error": f"status.json cannot be read ({err})"}
     except ValueError as err:
-        return {"state": "unknown", "error": f"status.json is not valid JSON ({err})"}
+        return {"state": "unknown", "error": f"status.json is not valid JSON ({str(err)[:100]})"}
+    if not isinstance(body, dict):
+        return {"state": "unknown", "error": "status.json is not an object"}
+    if body.get("state") not in (*STATES, "crashed"):
+        body["state"] = "unknown"
+    if body.get("state") == "running" and _alive(body.get("pid"), body.get("host")) is False:
+        body["state"] = "crashed"
+        body["error"] = body.get("error") or f"the training process (pid {body.get('pid')}) is gone; resume with " \
+                                             "'sgpo-lab train --out RUN --resume'"
+    return body
 
 
 def read_config(run: str | Path) -> dict[str, Any]:
+    """config.yaml as a mapping ({} when missing; ``{"__error__": reason}`` when it cannot be read)."""
+    from sgpo_lab.config import parse_yaml
+
     try:
-        body = yaml.safe_load((Path(run) / "config.yaml").read_text())
-        return body if isinstance(body, dict) else {}
-    except (FileNotFoundError, yaml.YAMLError):
+        text = _regular_file(Path(run) / "config.yaml", MAX_RUN_FILE_BYTES["config.yaml"]).read_text(errors="replace")
+        body = parse_yaml(text, what="config file config.yaml")
+    except FileNotFoundError:
         return {}
+    except (OSError, RunError, ValueError) as err:
+        return {"__error__": f"config.yaml cannot be read ({str(err)[:160]})"}
+    return body if isinstance(body, dict) else {"__error__": "config.yaml is not a mapping"}
 
 
 def load_metrics(run: str | Path) -> pd.DataFrame:
@@ -271,9 +450,13 @@ def load_eval(run: str | Path) -> pd.DataFrame:
 
 def _load_table(run: str | Path, table: str) -> pd.DataFrame:
     parts = []
-    for part in sorted((Path(run) / table).glob("part-*.parquet")):
+    try:
+        files = sorted((Path(run) / table).glob("part-*.parquet"))
+    except OSError:
+        return pd.DataFrame()
+    for part in files:
         try:
-            parts.append(pd.read_parquet(part))
+            parts.append(pd.read_parquet(_regular_file(part, MAX_JSONL_BYTES)))
         except Exception:  # a corrupt part (pyarrow raises several types): skip it, keep the rest readable
             continue
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

@@ -45,9 +45,11 @@ from sgpo_lab.rollout import Rollouts, completion_logits, encode_prompts, end_id
 from sgpo_lab.runs import (
     RunDirError,
     RunWriter,
+    atomic_write_text,
     list_checkpoints,
     load_optimizer_state,
     prepare_out_dir,
+    read_jsonl,
     read_status,
     resolved_config,
     save_checkpoint,
@@ -178,19 +180,15 @@ class Trainer:
         self.cards = load_cards(cfg.cards) if cfg.cards else {}
         if cfg.device != "cpu" and cfg.device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device={cfg.device!r} but torch sees no CUDA device; expected device=cpu here")
-        checkpoint = list_checkpoints(self.out)[-1] if resume and list_checkpoints(self.out) else None
-        prepare_out_dir(self.out, resume=resume, overwrite=overwrite)
+        checkpoints = list_checkpoints(self.out) if resume and self.out.is_dir() else []
+        checkpoint = checkpoints[-1] if checkpoints else None
+        # the model, its tokenizer and prompts load before the output folder is touched: a bad model or
+        # config never costs a run directory (nor, with --overwrite, the run it would replace)
+        self.model, self.tokenizer = load_model(checkpoint or cfg.model, device=cfg.device, dtype=DTYPES[cfg.dtype])
+        self.prompter = Prompter.for_task(self.task, self.tokenizer, cfg.prompt_style)
+        self.stops = end_ids(self.model, self.tokenizer)
+        self.lock = prepare_out_dir(self.out, resume=resume, overwrite=overwrite)
         self.writer = RunWriter(self.out)
-        if resume and checkpoint is None:
-            raise RunDirError(f"no checkpoint to resume from in {str(self.out)!r}")
-        try:
-            self.model, self.tokenizer = load_model(checkpoint or cfg.model, device=cfg.device,
-                                                    dtype=DTYPES[cfg.dtype])
-            self.prompter = Prompter.for_task(self.task, self.tokenizer, cfg.prompt_style)
-            self.stops = end_ids(self.model, self.tokenizer)
-        except Exception as err:
-            self.writer.status("failed", step=0, total=cfg.steps, error=str(err))
-            raise
         self.device = next(self.model.parameters()).device
         # the distillation teacher: the policy itself with the strategy in context, or a frozen copy of the start
         self.teacher = self.model if cfg.teacher == "live" else load_model(
@@ -200,7 +198,9 @@ class Trainer:
         self.start_step = 0
         if checkpoint is not None:
             self.start_step = load_optimizer_state(checkpoint, self.opt)
-            self.writer.truncate_after(self.start_step)
+        if resume:  # from the last checkpoint, or from step 0 when the run stopped before its first one
+            self.writer.truncate_after(self.start_step, drop_eval_at=self.start_step if self._evaluates_at(
+                self.start_step) else None)
         self.train_pool = self.task.problems("train", cfg.train_problems, families=families)
         if not self.train_pool:
             raise TaskError(f"task {self.task.name!r} has no train problems for {families}")
@@ -226,11 +226,30 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------ the loop
 
-    def run(self) -> dict[str, Any]:
+    def _evaluates_at(self, step: int) -> bool:
         cfg = self.cfg
-        if self.start_step == 0:
-            self._evaluate(0)
-            self._probe(0)
+        return step == 0 or step == cfg.steps or bool(cfg.eval_every and step % cfg.eval_every == 0)
+
+    def _probes_at(self, step: int) -> bool:
+        cfg = self.cfg
+        return step == 0 or step == cfg.steps or bool(cfg.probe_every and step % cfg.probe_every == 0)
+
+    def run(self) -> dict[str, Any]:
+        try:
+            return self._run()
+        finally:
+            self.lock.release()
+
+    def _run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        # the start step's evaluation and probe: always at step 0, and redone on resume when due (an interrupt
+        # during them leaves the step checkpointed without them)
+        if self._evaluates_at(self.start_step) and not any(
+                r.get("step") == self.start_step for r in read_jsonl(self.out / "eval.jsonl")):
+            self._evaluate(self.start_step)
+        if self._probes_at(self.start_step) and not (
+                self.out / "token_shifts" / f"part-{self.start_step:06d}.parquet").exists():
+            self._probe(self.start_step)
         step = completed = self.start_step
         self.writer.status("running", step=step, total=cfg.steps)
         bar = tqdm(range(self.start_step + 1, cfg.steps + 1), desc=cfg.method, disable=not self.progress,
@@ -243,9 +262,9 @@ class Trainer:
                 self.writer.append("metrics.jsonl", row)
                 completed = step
                 bar.set_postfix({k: f"{row[k]:.3f}" for k in ("loss", "p_auto", "p_guided") if row.get(k) is not None})
-                if step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0):
+                if self._evaluates_at(step):
                     self._evaluate(step)
-                if step == cfg.steps or (cfg.probe_every and step % cfg.probe_every == 0):
+                if self._probes_at(step):
                     self._probe(step)
                 if step == cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                     self.save_checkpoint(step)
@@ -619,8 +638,8 @@ class Trainer:
             out = sample(self.model, self.tokenizer, [self.prompter.guided(p.question, c)
                                                       for p, c in zip(self.probes, cards)],
                          max_new_tokens=self.cfg.max_new_tokens, greedy=True, stop_ids=self.stops)
-            path.write_text(json.dumps([{"problem_id": p.id, "completion_ids": ids}
-                                        for p, ids in zip(self.probes, out.completion_ids)]))
+            atomic_write_text(path, json.dumps([{"problem_id": p.id, "completion_ids": ids}
+                                                for p, ids in zip(self.probes, out.completion_ids)]))
         completions = {r["problem_id"]: r["completion_ids"] for r in json.loads(path.read_text())}
         items = [ShiftItem(p.question, c, completions[p.id]) for p, c in zip(self.probes, cards)]
         tables = shift_tables(self.model, self.tokenizer, items, prompter=self.prompter)
