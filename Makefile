@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 app: $(STAMP)
-	$(BIN)/streamlit run app/main.py --server.port $(PORT) --browser.gatherUsageStats false
+	$(BIN)/streamlit run app/main.py --server.address 127.0.0.1 --server.port $(PORT) --browser.gatherUsageStats false
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
