@@ -56,7 +56,9 @@ class TrainConfig(BaseModel):
     distill: Literal["kl", "nll", "none"] = Field("kl", description="kl: token-level KL to the guided policy; "
                                                   "nll: imitate the selected guided trajectory; none: off")
     kl_direction: Literal["forward", "reverse"] = Field("forward", description="forward = KL(teacher || student)")
-    kl_clip: Literal["hard", "scale", "none"] = Field("hard", description="per-token KL clipping at delta")
+    kl_clip: Literal["hard", "scale", "none", "pointwise"] = Field(
+        "hard", description="KL clipping at delta (the lab's readings): hard min(KL_t, delta), scale, none, or "
+        "pointwise (each vocabulary term of the KL clipped to [-delta, delta])")
     kl_delta: float = Field(1.0, gt=0, description="delta: the KL clipping threshold")
     top_k: int | None = Field(None, ge=1, description="KL on the teacher's top-k + tail bucket (None: full vocab)")
     logits_budget_mb: float = Field(256, gt=0, description="largest logits tensor of one scoring pass (MB): rows are "

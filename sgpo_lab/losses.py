@@ -69,7 +69,7 @@ SHAPING_GAMMA = 0.1
 """LUFFY's policy-shaping constant in ``f(p) = p / (p + gamma)`` (same value as GAMMA, different role)."""
 
 KL_DIRECTIONS = ("forward", "reverse")
-KL_CLIPS = ("hard", "scale", "none")
+KL_CLIPS = ("hard", "scale", "none", "pointwise")
 WEIGHT_KINDS = ("pass_gap", "linear", "constant")
 TARGET_MODES = ("best", "all", "random")
 
@@ -230,6 +230,23 @@ def _clip_none(kl: Tensor, delta: float) -> Tensor:
     return kl
 
 
+def _pointwise_clipped_kl(teacher_logits: Tensor, student_logits: Tensor, direction: str, delta: float,
+                          top_k: int | None) -> Tensor:
+    """``sum_v clip(q_v (log q_v - log p_v), -delta, delta)`` per position (reverse: p and q swapped).
+
+    Each vocabulary entry's term is clipped on its own (as related privileged-context self-distillation work
+    does): an entry whose term is past delta gives no gradient, the others still do. (B, T), not clamped at 0.
+    """
+    log_q = torch.log_softmax(teacher_logits.detach().float(), dim=-1)  # (B, T, V)
+    log_p = torch.log_softmax(student_logits.float(), dim=-1)  # (B, T, V)
+    if top_k is not None and top_k < log_q.shape[-1]:
+        index = log_q.topk(top_k, dim=-1).indices  # (B, T, k)
+        log_q, log_p = _collapse_to_top_k(log_q, index), _collapse_to_top_k(log_p, index)  # (B, T, k + 1)
+    log_a, log_b = (log_p, log_q) if direction == "reverse" else (log_q, log_p)
+    # term_v = a_v (log a_v - log b_v), each clipped to [-delta, delta]
+    return (log_a.exp() * (log_a - log_b)).clamp(-delta, delta).sum(-1)  # (B, T)
+
+
 _KL_CLIP_FNS: dict[str, Callable[[Tensor, float], Tensor]] = {
     "hard": _clip_hard,
     "scale": _clip_scale,
@@ -256,7 +273,9 @@ def distill_loss(
     - ``"scale"``: ``c(KL) = stopgrad(min(1, delta / KL)) * KL``; each token's value and
       gradient are scaled so its loss is at most delta, the gradient keeps its direction.
     - ``"none"``: ``c(KL) = KL``.
+    - ``"pointwise"``: each vocabulary term clipped, ``sum_v clip(q_v log(q_v / p_v), -delta, delta)``.
 
+    Every clip is the lab's reading (the paper names per-token KL clipping at delta = 1, not its operator).
     The mean is per sequence (each row divided by its own active-token count), so the
     caller can weight problems with ``w_i`` before summing. An all-zero row gives 0.
 
@@ -265,7 +284,7 @@ def distill_loss(
         student_logits: (B, T, V) the policy without it, on the same tokens.
         mask: (B, T) 1 on the guided trajectory's completion tokens.
         direction: "forward" (KL(q||p), SGPO) or "reverse" (KL(p||q)).
-        clip: "hard", "scale" or "none".
+        clip: "hard", "scale", "none" or "pointwise".
         delta: clip threshold (> 0).
         top_k: see :func:`token_kl`.
 
@@ -275,8 +294,11 @@ def distill_loss(
     _check_option("clip", clip, KL_CLIPS)
     if delta <= 0:
         raise ValueError(f"delta={delta!r} must be > 0")
-    kl = token_kl(teacher_logits, student_logits, direction=direction, top_k=top_k)  # (B, T)
-    clipped = _KL_CLIP_FNS[clip](kl, delta)  # (B, T)
+    if clip == "pointwise":
+        clipped = _pointwise_clipped_kl(teacher_logits, student_logits, direction, delta, top_k)  # (B, T)
+    else:
+        kl = token_kl(teacher_logits, student_logits, direction=direction, top_k=top_k)  # (B, T)
+        clipped = _KL_CLIP_FNS[clip](kl, delta)  # (B, T)
     # L_b = sum_t c(KL_t) m_t / sum_t m_t
     return _sequence_mean(clipped, mask)  # (B,)
 

@@ -27,7 +27,7 @@ def test_presets_resolve_to_the_papers_defaults():
 @pytest.mark.parametrize("fields,message", [
     ({"group_size": -1}, "group_size=-1"),
     ({"kl_delta": 0}, "kl_delta=0"),
-    ({"kl_clip": "soft"}, "kl_clip='soft'.*'hard', 'scale' or 'none'"),
+    ({"kl_clip": "soft"}, "kl_clip='soft'.*'hard', 'scale', 'none' or 'pointwise'"),
     ({"bogus": 1}, "unknown field 'bogus'; expected one of: method, task, model"),
     ({"families": ["algebra"]}, "no problem type.s. .'algebra'.; expected some of: sum"),
 ])

@@ -491,3 +491,24 @@ def test_select_targets_rejects_bad_options():
 def test_paper_defaults():
     assert (L.EPS_LOW, L.EPS_HIGH, L.KL_DELTA) == (0.2, 0.28, 1.0)
     assert (L.ALPHA0, L.GAMMA, L.ALPHA_MAX) == (0.5, 0.1, 0.8)
+
+
+def test_pointwise_clip_matches_a_hand_computed_case():
+    """kl_clip=pointwise clips each term q_v log(q_v / p_v) to [-delta, delta], then sums over the vocabulary."""
+    q = torch.tensor([0.7, 0.2, 0.1])
+    p = torch.tensor([0.05, 0.5, 0.45])
+    teacher, student = q.log().view(1, 1, 3), p.log().view(1, 1, 3).requires_grad_(True)
+    delta = 0.5
+    terms = q * (q / p).log()  # 1.847, -0.183, -0.150
+    expected = terms.clamp(-delta, delta).sum()  # 0.5 - 0.183 - 0.150
+    loss = L.distill_loss(teacher, student, torch.ones(1, 1), clip="pointwise", delta=delta)
+    torch.testing.assert_close(loss, expected.view(1), atol=1e-5, rtol=1e-5)
+    loss.sum().backward()
+    # the clipped first term gives no gradient; the others give d/dlogit of -q_v log p_v summed
+    log_p = student.detach().clone().requires_grad_(True)
+    kept = -(q[1:] * torch.log_softmax(log_p.view(3), -1)[1:]).sum()
+    kept.backward()
+    torch.testing.assert_close(student.grad.view(3), log_p.grad.view(3), atol=1e-5, rtol=1e-5)
+    # past delta nowhere: the same as the plain KL
+    torch.testing.assert_close(L.distill_loss(teacher, student.detach(), torch.ones(1, 1), clip="pointwise", delta=5.0),
+                               L.distill_loss(teacher, student.detach(), torch.ones(1, 1), clip="none"))
