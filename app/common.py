@@ -5,11 +5,16 @@ models with ``st.cache_resource`` (keyed by spec; loaded only for inference, nev
 run data with ``st.cache_data`` keyed by the run's file stamp (``runs.run_stamp``), so a live run is
 re-read when, and only when, its writer has written. Run names are resolved with ``runs.resolve_run``:
 reading never leaves the chosen runs root.
+
+The workbench follows the data: a run's task is its config.yaml's ``task`` (older runs have none: the Strategy
+World), its families are the ``family`` values its own tables hold, and runs of different tasks are never pooled.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +23,7 @@ import pandas as pd
 import streamlit as st
 
 from sgpo_lab import runs as R
+from sgpo_lab.tasks import DEFAULT_TASK, Problem, Task, TaskError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_ROOT = REPO_ROOT / "demo_runs"
@@ -69,9 +75,18 @@ def is_demo_root(root: str | Path) -> bool:
         return False
 
 
+def task_spec(config: dict) -> str:
+    """The task a run was trained on: config.yaml's ``task`` (older runs have none: ``world``)."""
+    spec = config.get("task") if isinstance(config, dict) else None
+    return spec.strip() if isinstance(spec, str) and spec.strip() else DEFAULT_TASK
+
+
 @st.cache_data(ttl=2, show_spinner=False)
 def _list_runs(root: str) -> pd.DataFrame:
-    return R.list_runs(root)
+    table = R.list_runs(root)
+    if "task" not in table.columns:  # a library that does not list tasks: read them from config.yaml
+        return table.assign(task=[task_spec(R.read_config(p)) for p in table["path"]])
+    return table.assign(task=[t.strip() if isinstance(t, str) and t.strip() else DEFAULT_TASK for t in table["task"]])
 
 
 def runs_table(root: str | None = None, *, quiet: bool = False) -> pd.DataFrame | None:
@@ -145,6 +160,13 @@ def collect_keys(kind: str, keys: tuple) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def eval_layout(keys: tuple) -> tuple[list[str], list[str]]:
+    """(families, splits) the chosen runs (``run_keys``) evaluated: what their selectors offer."""
+    evals = collect_keys("eval", keys)
+    return families_of(evals), splits_of(evals)
+
+
 def collect(kind: str, table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """One table of several runs with ``run``, ``method``, ``seed`` columns (as ``runs.collect_*``), cached per run."""
     return collect_keys(kind, run_keys(table, names))
@@ -185,8 +207,11 @@ def default_runs(table: pd.DataFrame, limit: int = 30) -> list[str]:
 
 
 def pick_run(table: pd.DataFrame, key: str, *, label: str = "Run", prefer: str = "sgpo",
-             names: list[str] | None = None) -> str | None:
-    """A single run picker; defaults to the first finished run of method ``prefer`` (else any of it, else the first)."""
+             names: list[str] | None = None, reset: tuple[str, ...] = ()) -> str | None:
+    """A single run picker; defaults to the first finished run of method ``prefer`` (else any of it, else the first).
+
+    ``reset``: widget keys that go back to their defaults when another run is picked (its families differ).
+    """
     names = names if names is not None else table["name"].tolist()
     if not names:
         return None
@@ -195,13 +220,76 @@ def pick_run(table: pd.DataFrame, key: str, *, label: str = "Run", prefer: str =
     ranked = [i for i, n in enumerate(names) if methods.get(n) == prefer and states.get(n) == "finished"]
     ranked += [i for i, n in enumerate(names) if methods.get(n) == prefer]
     first = ranked[0] if ranked else 0
-    return st.selectbox(label, names, index=first, key=key,
-                        format_func=lambda n: f"{n}  ·  {methods.get(n, '?')}")
+    tasks = rows["task"] if "task" in rows.columns else pd.Series(dtype=str)
+
+    def forget():
+        for k in reset:
+            st.session_state.pop(k, None)
+
+    return st.selectbox(label, names, index=first, key=key, on_change=forget,
+                        format_func=lambda n: f"{n}  ·  {methods.get(n, '?')}"
+                                              + (f"  ·  {tasks.get(n)}" if tasks.get(n, DEFAULT_TASK) != DEFAULT_TASK
+                                                 else ""))
+
+
+def tasks_of(table: pd.DataFrame) -> list[str]:
+    """The tasks of the runs in ``table``, the Strategy World first, then in the order the runs are listed."""
+    tasks = list(dict.fromkeys(table["task"]))
+    return sorted(tasks, key=lambda t: t != DEFAULT_TASK)
+
+
+def pick_task(table: pd.DataFrame, key: str, *, reset: tuple[str, ...] = ()) -> tuple[str, pd.DataFrame]:
+    """The task whose runs a page shows, and those runs: a picker when the root holds runs of several tasks.
+
+    Runs of different tasks are never pooled (their families, splits and accuracies are not comparable).
+    ``reset``: widget keys that go back to their defaults when the task changes (the run pickers).
+    """
+    tasks = tasks_of(table)
+    if len(tasks) == 1:
+        return tasks[0], table
+    counts = table["task"].value_counts()
+
+    def forget():
+        for k in reset:
+            st.session_state.pop(k, None)
+
+    task = st.selectbox("Task", tasks, key=key, on_change=forget,
+                        format_func=lambda t: f"{t}  ·  {counts.get(t, 0)} runs",
+                        help="Runs of different tasks are shown apart: their problems and accuracies differ.")
+    return task, table[table["task"] == task]
+
+
+def with_family(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a ``family`` column: its own, else read from problem ids (``<family>-<split>-<index>``)."""
+    if frame.empty or "family" in frame.columns or "problem_id" not in frame.columns:
+        return frame
+    return frame.assign(family=frame["problem_id"].astype(str).str.rsplit("-", n=2).str[0])
+
+
+def families_of(frame: pd.DataFrame) -> list[str]:
+    """The problem types (families) a run table holds, in the order they first appear; 'all' left out."""
+    frame = with_family(frame)
+    if frame.empty or "family" not in frame.columns:
+        return []
+    return [f for f in dict.fromkeys(frame["family"].dropna().astype(str)) if f != "all"]
+
+
+def in_order(families: list[str], reference: list[str]) -> list[str]:
+    """``families`` in ``reference``'s order (an eval table's: the task's own), the others after them."""
+    rank = {f: i for i, f in enumerate(reference)}
+    return sorted(families, key=lambda f: rank.get(f, len(rank)))
+
+
+def splits_of(evals: pd.DataFrame) -> list[str]:
+    """The splits an eval table holds (id first, then ood, then any other); ``["id"]`` when it holds none."""
+    found = list(dict.fromkeys(evals["split"].dropna().astype(str))) if "split" in evals.columns else []
+    order = {"id": 0, "ood": 1}
+    return sorted(found, key=lambda s: order.get(s, 2)) or ["id"]
 
 
 def state_badge(state: str) -> str:
-    return {"running": "🟢 running", "finished": "✅ finished", "failed": "❌ failed",
-            "interrupted": "⏸ interrupted"}.get(state, f"❔ {state}")
+    return {"running": "🟢 running", "finished": "✅ finished", "failed": "❌ failed", "crashed": "💥 crashed",
+            "interrupted": "⏸ interrupted", "unreadable": "⚠️ unreadable"}.get(state, f"❔ {state}")
 
 
 # ------------------------------------------------------------------------------------------ models
@@ -254,3 +342,99 @@ def _load_model(spec: str, stamp: tuple):
 def load_model(spec: str):
     """``(model, tokenizer)`` for a spec, cached; raises ``ModelLoadError`` (one line) when it cannot load."""
     return _load_model(spec, model_stamp(spec))
+
+
+# ------------------------------------------------------------------------------------------- tasks
+
+MAX_TASK_SPEC = 300  # characters of a typed task spec (a JSONL path included)
+
+
+def load_task(spec: str) -> Task:
+    """The task a spec names (``sgpo_lab.tasks.load_task``), any failure as a one-line ``TaskError``.
+
+    A ``module:function`` spec imports and calls code; one naming a standard-library module (``os:abort``) is
+    refused, because the call would run inside the workbench's server.
+    """
+    from sgpo_lab.tasks import load_task as _load
+
+    spec = (spec or "").strip() or DEFAULT_TASK
+    if len(spec) > MAX_TASK_SPEC:
+        raise TaskError(f"the task spec is {len(spec):,} characters long; the limit is {MAX_TASK_SPEC}")
+    kind, _, arg = spec.partition(":")
+    if kind not in ("world", "reasoning-gym", "jsonl") and arg:
+        top = kind.split(".")[0]
+        if top in sys.stdlib_module_names or top == "builtins":
+            raise TaskError(f"task {spec!r} names the standard-library module {top!r}; expected module:function "
+                            "of your own code that returns a sgpo_lab.tasks.Task")
+    try:
+        return _load(spec)
+    except TaskError:
+        raise
+    except Exception as err:  # a module:function task runs user code: whatever it raised, one line
+        raise TaskError(f"task {spec!r} cannot be built ({type(err).__name__}: {one_line(err)})") from None
+
+
+def is_world(task: Task) -> bool:
+    return task.name.split(":")[0] == "world"
+
+
+def typed_correct(task: Task, question: str, answer: str, completion: str) -> bool:
+    """A completion of a typed question against a typed gold answer, graded as the task grades.
+
+    The task's verifier gets a problem built from the two texts; a verifier that needs more than the gold
+    answer (a reasoning-gym entry) cannot grade it, so an extracted answer equal to the gold one also counts.
+    """
+    family = task.families[0] if len(task.families) == 1 else ""
+    problem = Problem(id="typed", family=family, split="id", question=question, answer=answer)
+    try:
+        if task.correct(problem, completion):
+            return True
+    except Exception:  # a verifier that cannot grade a problem it did not make
+        pass
+    got = task.extract_answer(completion)
+    return got is not None and got.strip().casefold() == answer.strip().casefold()
+
+
+@st.cache_data(show_spinner=False, max_entries=1024)
+def _card_set(path: str, stamp: tuple) -> dict[str, list[str]] | None:
+    cards = R.read_config(path).get("card_set")
+    if not isinstance(cards, dict):
+        return None
+    return {str(f): [c for c in v if isinstance(c, str)] for f, v in cards.items() if isinstance(v, list)}
+
+
+def run_card_sets(table: pd.DataFrame, task: str) -> dict[str, dict[str, list[str]]]:
+    """``{run: card_set}`` of the runs of ``task`` whose config.yaml records the cards they distilled."""
+    out = {}
+    for name, path in zip(table[table["task"] == task]["name"], table[table["task"] == task]["path"]):
+        try:
+            info = (Path(path) / "config.yaml").stat()
+        except OSError:
+            continue
+        cards = _card_set(str(path), (info.st_size, info.st_mtime_ns))
+        if cards is not None:
+            out[name] = cards
+    return out
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _card_file(path: str, stamp: tuple) -> list[dict]:
+    from sgpo_lab.cards import read_card_file
+
+    return read_card_file(path)
+
+
+def card_file(path: str) -> list[dict]:
+    """The records of a card file (``sgpo_lab.cards.read_card_file``), cached until the file changes."""
+    from sgpo_lab.cards import CardFileError
+
+    try:
+        info = Path(path).expanduser().stat()
+    except OSError:
+        raise CardFileError(f"card file {path!r} does not exist; expected a JSONL file of cards") from None
+    return _card_file(path, (info.st_size, info.st_mtime_ns))
+
+
+def text_key(text: str) -> str:
+    """A short stable key for a widget that must reset when ``text`` changes."""
+    return hashlib.sha1(text.encode()).hexdigest()[:12]

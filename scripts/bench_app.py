@@ -122,7 +122,8 @@ def rerun_seconds(root: Path, repeats: int) -> dict[str, tuple[float, float]]:
 
     # Each setting new (the Runs page caches a figure per runs' files and settings): these are rebuilds.
     timed("runs: smoothing, a new value each time", lambda i: at.slider(key="runs_smooth").set_value(0.05 * (i + 1)))
-    subsets = [["all", f] for f in ("sum", "count", "equation", "mul")] + [["sum"], ["count"], ["equation"], ["mul"]]
+    families = [f for f in at.multiselect(key="runs_families").options if f != "average of families"]  # the runs'
+    subsets = [["all", f] for f in families] + [[f] for f in families]
     timed("runs: families, a new subset each time",
           lambda i: at.multiselect(key="runs_families").set_value(subsets[i % len(subsets)]))
     timed("runs: metric, toggled back and forth (cached figures)",
@@ -131,8 +132,9 @@ def rerun_seconds(root: Path, repeats: int) -> dict[str, tuple[float, float]]:
     steps = at.select_slider(key="abs_step").options
     timed("absorption: step slider", lambda i: at.select_slider(key="abs_step").set_value(steps[i % len(steps)]))
     at.switch_page("pages/weights.py").run()
+    families = list(at.multiselect(key="weights_families").options)
     timed("weights: families", lambda i: at.multiselect(key="weights_families").set_value(
-        [["sum", "count"], ["sum", "count", "equation", "mul"]][i % 2]))
+        [families[:max(1, len(families) // 2)], families][i % 2]))
     at.switch_page("pages/compare.py").run()
     timed("compare: split", lambda i: at.radio(key="cmp_split").set_value(["ood", "id"][i % 2]))
     return out

@@ -3,7 +3,9 @@ gives one clear line.
 
 Runs are synthetic (``test_viz.write_synthetic_runs``: five methods x two seeds, a live run, a corrupt run);
 the Explore page uses a tiny untrained model saved in a temporary directory. The Train test launches a real
-one-step run of that model in a background process and watches it finish.
+one-step run of that model in a background process and watches it finish. A real two-step run of a
+reasoning-gym task with the tiny chat model (``tiny_chat_model_dir``) opens on every page, alone and beside
+world runs: the workbench follows the data (tasks, families, cards) and never pools runs of different tasks.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from streamlit.testing.v1 import AppTest
 from test_viz import PROBE, write_synthetic_runs
 
 from sgpo_lab.runs import RunWriter
+from sgpo_lab.tasks import TaskError
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app" / "main.py")
@@ -285,7 +288,7 @@ def test_explore_bad_problems_and_strategies(root, tiny):
     ok(at.radio(key="ex_kind").set_value("typed").run())
     assert "The problem is empty" in texts(at.warning)
     ok(at.text_input(key="ex_question").set_value("sum 3 8 " * 1250).run())  # 10,000 characters
-    assert "10,000 characters long; the limit is 300" in texts(at.error)
+    assert "10,000 characters long; the limit is 1,000" in texts(at.error)
     ok(at.text_input(key="ex_question").set_value("sum 3 8 🙂 5").run())
     assert "problem has characters outside the tokenizer's alphabet: '🙂'" in texts(at.error)
     ok(at.text_input(key="ex_question").set_value("sum-id-0099").run())
@@ -295,7 +298,9 @@ def test_explore_bad_problems_and_strategies(root, tiny):
     ok(at.text_area[0].set_value("Strategy: add them all 🧮").run())
     assert "strategy has characters outside" in texts(at.error)
     ok(at.text_area[0].set_value("x" * 5000).run())
-    assert "5,000 characters long; the limit is 600" in texts(at.error)
+    assert "5,000 characters long; the limit is 4,000" in texts(at.error)
+    ok(at.text_area[0].set_value("sum/left_to_right").run())  # a world card named family/strategy
+    assert "names the world card" in texts(at.caption) and at.get("plotly_chart")
 
 
 def test_explore_missing_and_broken_models(root, tiny, tmp_path):
@@ -340,13 +345,14 @@ def test_train_page_validates_then_launches_and_watches(tmp_path, tiny):
 
     assert "must be letters, digits" in texts(fill("../escape", "").error)
     assert "kl_delta=-1: Input should be greater than 0" in texts(fill("t1", "kl_delta=-1").error)
-    assert "families" in texts(fill("t1", "families=[sum, algebra]").error)
+    assert "algebra" in texts(fill("t1", "families=[sum, algebra]").error)
+    assert "remove task=" in texts(fill("t1", "task=world").error)  # the task has its own field
     assert "not field=value" in texts(fill("t1", "kl_delta 0.5").error)
     assert not (runs / "t1").exists()
     tiny_run = ["problems_per_step=1", "group_size=2", "guided_size=1", "eval_problems=1", "probe_problems=1",
                 "max_new_tokens=8", "train_problems=2", "families=[sum]"]
     fill("t1", "\n".join(tiny_run))
-    assert "Launched `t1`" in texts(at.success)
+    assert "Launched `t1` on `world`" in texts(at.success)
     status = runs / "t1" / "status.json"
     deadline = time.time() + 150
     while time.time() < deadline and '"finished"' not in (status.read_text() if status.exists() else ""):
@@ -356,8 +362,176 @@ def test_train_page_validates_then_launches_and_watches(tmp_path, tiny):
     ok(at.run())
     assert [p.proto.value for p in at.get("progress")] == [100] and "finished" in at.get("progress")[0].proto.text
     assert charts(at)  # the run's metrics, read from its directory
+    assert '--set task="world"' in texts(at.caption)  # the task field, passed to the CLI as one quoted value
     assert sorted(os.listdir(runs)) == [".train-logs", "t1"]  # the run and its log, under the chosen root
     at.button(key="train_open").click()
     ok(at.run())
     assert at.title[0].value == "Runs" and at.session_state["runs_root"] == str(runs)
     assert "t1" in at.multiselect(key="runs_sel").value and charts(at)
+
+
+# ------------------------------------------------------------------------------ a reasoning-gym run
+
+GYM = "reasoning-gym:basic_arithmetic"
+GYM_FAMILY = "basic_arithmetic"
+
+
+@pytest.fixture(scope="module")
+def gym_root(tmp_path_factory, tiny_chat_model_dir) -> Path:
+    """A runs root holding one real two-step sgpo run of a reasoning-gym task with the tiny chat model."""
+    from sgpo_lab.config import make_config
+    from sgpo_lab.trainer import train
+
+    root = tmp_path_factory.mktemp("gym_runs")
+    cfg = make_config("sgpo", task=GYM, model=str(tiny_chat_model_dir), steps=2, problems_per_step=2, group_size=2,
+                      guided_size=2, max_new_tokens=8, eval_problems=2, eval_k=1, eval_max_new_tokens=8,
+                      probe_problems=1, train_problems=4, checkpoint_every=0)
+    train(cfg, root / "sgpo-gym", progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def mixed_root(tmp_path_factory, root, gym_root) -> Path:
+    """World runs (no ``task`` in their config: older runs) beside the reasoning-gym run."""
+    mixed = tmp_path_factory.mktemp("mixed_runs")
+    for name in ("sgpo-s0", "sgpo-s1", "grpo-s0"):
+        shutil.copytree(root / name, mixed / name)
+    shutil.copytree(gym_root / "sgpo-gym", mixed / "sgpo-gym")
+    return mixed
+
+
+def codes(at: AppTest) -> str:
+    return " | ".join(c.value for c in at.code)
+
+
+@pytest.mark.parametrize("page", [None, "explore", "weights", "absorption", "compare", "train"])
+def test_every_page_opens_a_reasoning_gym_run(gym_root, page):
+    at = ok(app(gym_root, page))
+    assert not at.warning, texts(at.warning)
+    if page is None:
+        assert at.table[0].value.loc["sgpo-gym", "task"] == GYM
+        assert at.multiselect(key="runs_families").options == ["average of families", GYM_FAMILY]
+        assert at.multiselect(key="runs_splits").value == ["id"]  # the task has no OOD split
+        assert len(charts(at)[0]["layout"]["annotations"]) == 1 and GYM_FAMILY in texts(at.caption)
+    elif page == "weights":
+        assert at.multiselect(key="weights_families").value == [GYM_FAMILY] and len(charts(at)) == 3
+    elif page == "absorption":
+        assert len(charts(at)) == 3
+        assert "Problem type: Basic arithmetic" in codes(at) and "<answer>" in codes(at)  # the probe's card, question
+    elif page == "compare":
+        assert at.radio(key="cmp_split").options == ["ID"]
+        assert at.selectbox(key="cmp_family").options == ["average of families", GYM_FAMILY]
+        assert at.dataframe[0].value.set_index("method").loc["sgpo", "seeds"] == 1 and GYM in texts(at.caption)
+    elif page == "explore":
+        assert GYM in at.selectbox(key="ex_task").options
+    elif page == "train":
+        assert at.text_input(key="train_task").value == "world"
+
+
+def test_explore_a_reasoning_gym_problem_with_a_run_checkpoint(gym_root, tmp_path):
+    at = app(gym_root, "explore")
+    at.slider(key="ex_n").set_value(2)
+    at.slider(key="ex_max_new").set_value(8)
+    ok(at.radio(key="ex_source").set_value("checkpoint").run())
+    ok(at.selectbox(key="ex_run").set_value("sgpo-gym").run())
+    assert "was trained on `reasoning-gym:basic_arithmetic`" in texts(at.caption)
+    ok(at.selectbox(key="ex_task").set_value(GYM).run())
+    assert at.selectbox(key="ex_split").options == ["TRAIN", "ID"] and at.selectbox(key="ex_split").value == "id"
+    assert "Calculate" in codes(at) and "Gold answer: `" in texts(at.markdown)  # the question and its gold answer
+    assert "<|im_start|>user" in codes(at) and "<|im_start|>assistant" in codes(at)  # the chat template, rendered
+    assert [m.label for m in at.metric] == ["pass rate over 2 samples"] * 2 and charts(at)
+    assert set(at.selectbox(key="ex_card").options) == {"the problem's own card", "a card from a card file",
+                                                        "no strategy"}  # the run's card is the task's own: once
+    ok(at.text_input(key="ex_pid").set_value(f"{GYM_FAMILY}-id-0003").run())
+    assert f"`{GYM_FAMILY}-id-0003`" in texts(at.caption) and charts(at)
+    ok(at.text_input(key="ex_pid").set_value("sum-id-0003").run())
+    assert "is not a problem id of `reasoning-gym:basic_arithmetic`" in texts(at.error)
+    ok(at.text_input(key="ex_pid").set_value("").run())
+    ok(at.number_input(key="ex_index").set_value(250).run())  # the id split holds 200
+    assert "out of range" in texts(at.error)
+    ok(at.number_input(key="ex_index").set_value(1).run())
+
+    cards = tmp_path / "cards.jsonl"
+    cards.write_text(json.dumps({"family": GYM_FAMILY, "card": "Problem type: arithmetic\nStrategy: left to right",
+                                 "card_id": "mine", "guided_pass_rate": 0.5}) + "\n")
+    ok(at.selectbox(key="ex_card").set_value("file").run())
+    assert "Type the path of a card file" in texts(at.info)
+    ok(at.text_input(key="ex_card_file").set_value(str(tmp_path / "missing.jsonl")).run())
+    assert "does not exist" in texts(at.error)
+    ok(at.text_input(key="ex_card_file").set_value(str(cards)).run())
+    assert at.text_area[0].value == "Problem type: arithmetic\nStrategy: left to right" and charts(at)
+    assert "Strategy: left to right" in codes(at)  # in the guided prompt
+
+    ok(at.radio(key="ex_kind").set_value("typed").run())  # free text: no gold answer, nothing to verify
+    ok(at.text_input(key="ex_question").set_value("What is 2 + 2?").run())
+    assert "Type the gold answer" in texts(at.caption) and not at.metric and charts(at)
+    ok(at.text_input(key="ex_answer").set_value("4").run())
+    assert [m.label for m in at.metric] == ["pass rate over 2 samples"] * 2
+    ok(at.selectbox(key="ex_which").set_value("typed").run())
+    ok(at.text_input(key="ex_completion").set_value("<answer>4</answer> ✓ any text").run())  # byte-level: any
+    assert charts(at)
+
+
+def test_explore_typed_task_specs(gym_root, tiny_chat_model_dir):
+    at = explore(gym_root, tiny_chat_model_dir)
+    ok(at.selectbox(key="ex_task").set_value("(type a task spec)").run())
+    assert "Type a task spec" in texts(at.info)
+    for spec, error in (("reasoning-gym:no_such_dataset", "unknown reasoning-gym dataset"),
+                        ("os:abort", "standard-library module"), ("nonsense", "unknown task"),
+                        ("jsonl:" + "x" * 400, "jsonl:xxx")):  # the field keeps 300 characters
+        ok(at.text_input(key="ex_task_spec").set_value(spec).run())
+        assert error in texts(at.error) and len(at.error) == 1, (spec, texts(at.error))
+    import common
+
+    with pytest.raises(TaskError, match="the limit is 300"):
+        common.load_task("jsonl:" + "x" * 400)
+    ok(at.text_input(key="ex_task_spec").set_value("world:sum,count").run())
+    assert at.selectbox(key="ex_family").options == ["sum", "count"] and charts(at)
+    assert "<|im_start|>user\nsum " in codes(at)  # a world question in the chat model's user turn
+
+
+def test_runs_of_different_tasks_are_never_pooled(mixed_root):
+    at = ok(app(mixed_root))
+    assert at.selectbox(key="runs_task").options[0].startswith("world")
+    assert "sgpo-gym" not in at.multiselect(key="runs_sel").options
+    assert {t["name"] for t in charts(at)[0]["data"] if t.get("showlegend")} == {"sgpo", "grpo"}
+    ok(at.selectbox(key="runs_task").set_value(GYM).run())
+    assert at.multiselect(key="runs_sel").value == ["sgpo-gym"]
+    assert at.multiselect(key="runs_families").options == ["average of families", GYM_FAMILY]
+
+    at.switch_page("pages/compare.py").run()
+    ok(at)
+    assert at.multiselect(key="cmp_runs").value == ["sgpo-s0", "sgpo-s1", "grpo-s0"] or \
+        set(at.multiselect(key="cmp_runs").value) == {"sgpo-s0", "sgpo-s1", "grpo-s0"}
+    assert at.dataframe[0].value.set_index("method").loc["sgpo", "seeds"] == 2
+    ok(at.selectbox(key="cmp_task").set_value(GYM).run())
+    assert at.multiselect(key="cmp_runs").value == ["sgpo-gym"]
+    assert at.dataframe[0].value.set_index("method").loc["sgpo", "seeds"] == 1 and GYM in texts(at.caption)
+
+    at.switch_page("pages/absorption.py").run()
+    ok(at.selectbox(key="abs_run").set_value("sgpo-gym").run())
+    assert at.multiselect(key="abs_compare").options == []  # no other run of its task
+    ok(at.selectbox(key="abs_run").set_value("sgpo-s0").run())
+    assert set(at.multiselect(key="abs_compare").options) == {"sgpo-s1", "grpo-s0"}
+    assert "did not record their card" in texts(at.caption)  # an older run: no card column
+
+    at.switch_page("pages/weights.py").run()
+    ok(at.selectbox(key="weights_run").set_value("sgpo-gym").run())
+    assert at.multiselect(key="weights_families").value == [GYM_FAMILY]
+    ok(at.selectbox(key="weights_run").set_value("sgpo-s0").run())
+    assert at.multiselect(key="weights_families").value == ["sum", "count", "equation", "mul"]
+
+
+def test_train_page_task_field(tmp_path, tiny):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    at = ok(app(runs, "train"))
+    for task, error in (("reasoning-gym:no_such_dataset", "unknown reasoning-gym dataset"),
+                        ("os:abort", "standard-library module"), ("world:algebra", "no families")):
+        at.selectbox(key="train_size").set_value("(a directory)")
+        at.text_input(key="train_dir").set_value(str(tiny))
+        at.text_input(key="train_task").set_value(task)
+        at.text_input(key="train_name").set_value("t2")
+        at.button[0].click()
+        assert error in texts(ok(at.run()).error), (task, texts(at.error))
+    assert not (runs / "t2").exists()

@@ -1,8 +1,12 @@
-"""Explore: one model, one problem, one strategy card: completions with and without it, and the token shift.
+"""Explore: one model, one problem of any task, one strategy card: completions with and without it, and the token shift.
 
-Nothing loads until the user picks a model. Models are cached by spec (``common.load_model``);
-completions and shift tables are cached by their inputs, so changing only the view re-renders at once.
+Nothing loads until the user picks a model. Models are cached by spec (``common.load_model``), tasks by spec
+(``sgpo_lab.tasks.load_task``); completions and shift tables are cached by their inputs, so changing only the
+view re-renders at once. Prompts are the task's for the model's tokenizer (``Prompter.for_task``: its chat
+template when it has one), shown as the model sees them.
 """
+
+from dataclasses import dataclass
 
 import common
 import pandas as pd
@@ -10,110 +14,284 @@ import streamlit as st
 
 from sgpo_lab.models import ModelLoadError
 from sgpo_lab.runs import list_checkpoints
+from sgpo_lab.tasks import DEFAULT_TASK, TASK_KINDS, Problem, Task, TaskError
 from sgpo_lab.viz import token_shift_figure
 from sgpo_lab.viz.tokens import VALUE_LABELS, default_vmax
-from sgpo_lab.world.tasks import FAMILIES, verify
 
-MAX_QUESTION = 300  # characters; the world's longest question is under 40
-MAX_STRATEGY = 600
-MAX_COMPLETION = 400
+MAX_QUESTION = 1_000  # characters of a typed question (the world's are under 40, a GSM8K one a few hundred)
+MAX_ANSWER = 1_000  # characters of a typed gold answer
+MAX_STRATEGY = 4_000  # characters of a card (as sgpo_lab.cards.MAX_CARD_CHARS)
+MAX_COMPLETION = 1_000  # characters of a typed completion
+MAX_TASK_QUESTION = 4_000  # a task's own question longer than this is refused (sgpo_lab.shifts.MAX_TEXT_CHARS)
+MAX_INDEX = 256  # problems per split and family the index picker reaches
+MAX_ID = 200  # characters of a typed problem id
+MAX_PATH = 1_000  # characters of a card file path
+MAX_RUN_CARDS = 24  # card options taken from the runs' card sets
 SOURCES = {"shipped": "shipped size", "checkpoint": "run checkpoint", "directory": "local HF model directory"}
+OTHER_TASK = "(type a task spec)"
+KINDS_HELP = "Task specs: " + "; ".join(f"`{k}`: {v}" for k, v in TASK_KINDS.items())
 
 
-@st.cache_data(show_spinner=False, max_entries=512)
-def world_problem(family: str, split: str, index: int):
-    from sgpo_lab.world.problems import make_problems
+@dataclass
+class Pick:
+    """The problem to explore: its question, gold answer (None: typed without one), own card, and its verifier."""
 
-    return make_problems(family, split, index + 1)[index]
+    question: str
+    gold: str | None
+    own: str | None
+    family: str | None
+    problem: Problem | None  # a task problem (its verifier gets all of it); None for a typed question
+
+
+def prompter(task_spec: str, tok):
+    from sgpo_lab.prompts import Prompter
+
+    return Prompter.for_task(common.load_task(task_spec), tok, "auto")
 
 
 @st.cache_data(show_spinner="Sampling completions…", max_entries=64)
-def completions(spec: str, stamp: tuple, question: str, strategy: str, answer: str | None, n: int, seed: int,
+def completions(spec: str, stamp: tuple, task_spec: str, question: str, card: str, n: int, seed: int,
                 max_new_tokens: int) -> dict:
-    """Greedy and ``n`` sampled completions with the strategy (guided) and without it (unguided).
+    """Greedy and ``n`` sampled completions with the card (guided) and without it (unguided).
 
     ``stamp`` (the model files' ``common.model_stamp``) is only a cache key: a rewritten model is re-sampled.
+    Sampling stops at any of the model's end ids (``rollout.sample``'s default).
     """
     import torch
 
     from sgpo_lab.rollout import sample
-    from sgpo_lab.world.prompts import autonomous_prompt, guided_prompt
 
     model, tok = common.load_model(spec)
-    prompts = {"guided": guided_prompt(question, strategy), "unguided": autonomous_prompt(question)}
+    p = prompter(task_spec, tok)
+    prompts = {"guided": p.guided(question, card), "unguided": p.autonomous(question)}
     greedy = sample(model, tok, list(prompts.values()), max_new_tokens=max_new_tokens, greedy=True)
-    many = sample(model, tok, [p for p in prompts.values() for _ in range(n)], max_new_tokens=max_new_tokens,
+    many = sample(model, tok, [pr for pr in prompts.values() for _ in range(n)], max_new_tokens=max_new_tokens,
                   generator=torch.Generator().manual_seed(seed))
-    out = {}
-    for i, side in enumerate(prompts):
-        texts = many.texts[i * n:(i + 1) * n]
-        out[side] = {"greedy": greedy.texts[i], "greedy_ids": tuple(greedy.completion_ids[i]), "samples": texts,
-                     "ok": [verify(t, answer) for t in texts] if answer else None,
-                     "greedy_ok": verify(greedy.texts[i], answer) if answer else None}
-    return out
+    return {side: {"greedy": greedy.texts[i], "greedy_ids": tuple(greedy.completion_ids[i]),
+                   "samples": many.texts[i * n:(i + 1) * n]} for i, side in enumerate(prompts)}
 
 
 @st.cache_data(show_spinner="Scoring the completion under both prompts…", max_entries=128)
-def shift_table(spec: str, stamp: tuple, question: str, strategy: str, completion: tuple | str) -> pd.DataFrame:
+def shift_table(spec: str, stamp: tuple, task_spec: str, question: str, card: str,
+                completion: tuple | str) -> pd.DataFrame:
     from sgpo_lab.shifts import token_shifts
 
     model, tok = common.load_model(spec)
-    return token_shifts(model, tok, question, strategy, list(completion) if isinstance(completion, tuple)
-                        else completion)
+    return token_shifts(model, tok, question, card, list(completion) if isinstance(completion, tuple)
+                        else completion, prompter=prompter(task_spec, tok))
 
 
-def choose_model() -> str | None:
+# ------------------------------------------------------------------------------------------ pickers
+
+
+def choose_model(table) -> tuple[str | None, str | None]:
+    """(model spec, the run it comes from when it is a run checkpoint)."""
     source = st.radio("Model", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="ex_source")
     if source == "shipped":
         sizes = common.shipped_sizes()
         if not sizes:
             st.info("No shipped model is on disk yet (`sgpo_lab/assets/base/<size>`). Pick a run checkpoint or a "
                     "local model directory instead.")
-            return None
-        return st.selectbox("Size", sizes, index=None, placeholder="choose a size to load", key="ex_size")
+            return None, None
+        return st.selectbox("Size", sizes, index=None, placeholder="choose a size to load", key="ex_size"), None
     if source == "checkpoint":
-        table = common.runs_table()
         if table is None:
-            return None
+            common.runs_table()  # says why there are none
+            return None, None
         name = st.selectbox("Run", table["name"].tolist(), index=None, placeholder="choose a run", key="ex_run")
         if not name:
-            return None
+            return None, None
         checkpoints = [str(p) for p in list_checkpoints(common.run_path(name))][::-1]
         if not checkpoints:
             st.warning(f"Run `{name}` has no complete checkpoint yet.")
-            return None
-        return st.selectbox("Checkpoint", checkpoints, format_func=lambda p: p.rsplit("/", 1)[-1], key="ex_ckpt")
+            return None, None
+        return st.selectbox("Checkpoint", checkpoints, format_func=lambda p: p.rsplit("/", 1)[-1],
+                            key="ex_ckpt"), name
     path = st.text_input("Model directory", key="ex_dir", placeholder="/path/to/model (config.json + *.safetensors)")
-    return path.strip() or None
+    return path.strip() or None, None
 
 
-def choose_problem() -> tuple[str, str | None, str | None]:
-    """(question, gold answer or None, the problem's own strategy card or None)."""
-    kind = st.radio("Problem", ["world", "typed"], horizontal=True, key="ex_kind",
-                    format_func={"world": "a world problem", "typed": "type one"}.get)
-    if kind == "world":
-        c1, c2, c3 = st.columns(3)
-        family = c1.selectbox("Family", list(FAMILIES), key="ex_family")
-        split = c2.selectbox("Split", ["id", "ood"], key="ex_split", format_func=str.upper)
-        index = int(c3.number_input("Index", 0, 63, 0, key="ex_index"))
-        p = world_problem(family, split, index)
-        st.markdown(f"`{p.id}`: **{p.question}** → `{p.answer}` · expert (terse): `{p.expert_response.strip()}`")
-        return p.question, p.answer, p.strategy
-    question = st.text_input("Question", key="ex_question", placeholder="e.g. sum 3 8 5 2, or a world id sum-id-0003")
+def choose_task(table) -> tuple[str, Task | None]:
+    """(task spec, the task or None after a one-line error): the runs' tasks and the world, or a typed spec."""
+    known = [DEFAULT_TASK, *[t for t in (common.tasks_of(table) if table is not None else []) if t != DEFAULT_TASK]]
+    choice = st.selectbox("Task", [*known, OTHER_TASK], key="ex_task",
+                          help="The world, the tasks of the runs under the runs root, or any task spec. " + KINDS_HELP)
+    spec = choice
+    if choice == OTHER_TASK:
+        spec = st.text_input("Task spec", key="ex_task_spec", max_chars=common.MAX_TASK_SPEC, help=KINDS_HELP,
+                             placeholder="reasoning-gym:basic_arithmetic, jsonl:/path/to/file.jsonl, world:sum,count")
+        spec = spec.strip()
+        if not spec:
+            st.info("Type a task spec (e.g. `reasoning-gym:basic_arithmetic`), or pick a task above.")
+            return spec, None
+    try:
+        return spec, common.load_task(spec)
+    except TaskError as err:
+        st.error(common.one_line(err))
+        return spec, None
+
+
+def choose_problem(task: Task) -> Pick | None:
+    kind = st.radio("Problem", ["task", "typed"], horizontal=True, key="ex_kind",
+                    format_func={"task": "a problem of the task", "typed": "type one"}.get)
+    return task_problem(task) if kind == "task" else typed_problem(task)
+
+
+def task_problem(task: Task) -> Pick | None:
+    """A problem of the task by split, family and index, or by its id."""
+    c1, c2, c3, c4 = st.columns([1, 1.5, 0.8, 1.7])
+    splits = list(task.splits)
+    split = c1.selectbox("Split", splits, index=splits.index("id") if "id" in splits else 0, key="ex_split",
+                         format_func=str.upper)
+    family = c2.selectbox("Family", list(task.families), key="ex_family")
+    index = int(c3.number_input("Index", 0, MAX_INDEX - 1, 0, key="ex_index"))
+    wanted = c4.text_input("or a problem id", key="ex_pid", max_chars=MAX_ID,
+                           placeholder=f"e.g. {family}-{split}-0003").strip()
+    if family is None:
+        st.warning(f"Task `{task.name}` has no problem types.")
+        return None
+    try:
+        if wanted:
+            problem = task.find(wanted[:MAX_ID])
+            if problem is None:
+                st.error(f"`{wanted[:MAX_ID]}` is not a problem id of `{task.name}`; expected e.g. "
+                         f"`{family}-{split}-0003`.")
+                return None
+        else:
+            size = task.split_size(split, family)
+            if size is not None and index >= size:
+                st.error(f"Index {index} is out of range: the {split.upper()} split of `{family}` holds {size} "
+                         f"problems (0 to {size - 1}).")
+                return None
+            found = task.problems(split, index + 1, families=[family])
+            if index >= len(found):
+                st.error(f"Index {index} is out of range: the {split.upper()} split of `{family}` holds "
+                         f"{len(found)} problems.")
+                return None
+            problem = found[index]
+    except ValueError as err:  # TaskError, a world split with fewer distinct problems
+        st.error(common.one_line(err))
+        return None
+    st.caption(f"`{problem.id}` · {problem.family} · {problem.split.upper()} split · the question as the task "
+               "writes it:")
+    st.code(problem.question, language=None, wrap_lines=True)
+    gold = f"`{problem.answer}`" if problem.answer else "none stored (the task's verifier decides)"
+    expert = f" · expert response: `{short(problem.expert_response, 160)}`" if problem.expert_response else ""
+    st.markdown(f"Gold answer: {gold}{expert}")
+    if len(problem.question) > MAX_TASK_QUESTION:
+        st.error(f"This problem is {len(problem.question):,} characters long; the limit is {MAX_TASK_QUESTION:,}.")
+        return None
+    return Pick(problem.question, problem.answer, task.card(problem) or None, problem.family, problem)
+
+
+def typed_problem(task: Task) -> Pick | None:
+    """A typed question (an id of the task's means that problem), with an optional gold answer."""
+    example = "sum 3 8 5 2, or a world id sum-id-0003" if common.is_world(task) else "a question, or a problem id"
+    question = st.text_input("Question", key="ex_question", placeholder=f"e.g. {example}")
     answer = st.text_input("Gold answer (optional: scores the completions)", key="ex_answer").strip() or None
-    return question, answer, None
+    if not question.strip():
+        st.warning("The problem is empty: type a question such as `sum 3 8 5 2`." if common.is_world(task)
+                   else "The problem is empty: type a question.")
+        return None
+    if len(question) > MAX_QUESTION:
+        st.error(f"The problem is {len(question):,} characters long; the limit is {MAX_QUESTION:,}. "
+                 "Type one question.")
+        return None
+    if answer and len(answer) > MAX_ANSWER:
+        st.error(f"The gold answer is {len(answer):,} characters long; the limit is {MAX_ANSWER:,}.")
+        return None
+    text = question.strip()
+    if len(text) <= MAX_ID and " " not in text and "\n" not in text:  # a typed id (sum-id-0003) means that problem
+        try:
+            found = task.find(text)
+        except ValueError as err:
+            st.error(common.one_line(err))
+            return None
+        if found is not None:  # a typed gold answer replaces the task's (and its verifier, which needs the task's)
+            st.caption(f"`{found.id}` is **{short(found.question, 200)}** (answer `{found.answer}`).")
+            return Pick(found.question, answer or found.answer, task.card(found) or None, found.family,
+                        found if answer is None else None)
+    family = task.families[0] if len(task.families) == 1 else None
+    return Pick(question, answer, None, family, None)
 
 
-def choose_strategy(own: str | None) -> str:
-    from sgpo_lab.world.strategies import all_cards
+def choose_card(task: Task, task_spec: str, pick: Pick | None, table) -> str | None:
+    """The card text: the problem's own, one of the runs' card sets, the world's library, a card file, or typed."""
+    family = pick.family if pick else None
+    options: dict[str, tuple[str, str]] = {}  # value -> (label, card text)
+    if pick and pick.own:
+        options["own"] = ("the problem's own card", pick.own)
+    seen = {text for _, text in options.values()}
+    for run, card_set in (common.run_card_sets(table, task_spec).items() if table is not None else []):
+        for fam, cards in card_set.items():
+            if family is not None and fam != family:
+                continue
+            for i, text in enumerate(cards):
+                if text not in seen and len(options) < MAX_RUN_CARDS:
+                    seen.add(text)
+                    suffix = f" #{i + 1}" if len(cards) > 1 else ""
+                    options[f"run:{run}:{fam}:{i}"] = (f"run {run}'s card{suffix}" + ("" if family else f" ({fam})"),
+                                                       text)
+    if common.is_world(task):
+        from sgpo_lab.world.strategies import all_cards
 
-    cards = {c.card_id: c.text for c in all_cards()}
-    options = (["own"] if own else []) + list(cards) + ["none"]
-    labels = {"own": "the problem's own card", "none": "no strategy"}
-    choice = st.selectbox("Strategy card", options, key="ex_card", format_func=lambda c: labels.get(c, c))
-    text = own if choice == "own" else "" if choice == "none" else cards[choice]
+        options.update({c.card_id: (c.card_id, c.text) for c in all_cards()})
+    options["file"] = ("a card from a card file", "")
+    options["none"] = ("no strategy", "")
+    choice = st.selectbox("Strategy card", list(options), key="ex_card", format_func=lambda c: options[c][0])
+    text = options[choice][1]
+    if choice == "file":
+        text = file_card(family)
+        if text is None:
+            return None
     # Keyed by the card, so picking another card resets the editor to that card's text.
-    return st.text_area("Card text (edit freely)", value=text, height=110, key=f"ex_card_text::{choice}::{text}")
+    edited = st.text_area("Card text (edit freely)", value=text, height=130,
+                          key=f"ex_card_text::{choice}::{common.text_key(text)}")
+    if common.is_world(task) and len(edited) <= MAX_STRATEGY:
+        from sgpo_lab.world.strategies import resolve_strategy
+
+        resolved = resolve_strategy(edited)  # "sum/left_to_right" names a card of the world's library
+        if resolved != edited:
+            st.caption(f"`{edited.strip()}` names the world card: {short(resolved, 300)}")
+        return resolved
+    return edited
+
+
+def file_card(family: str | None) -> str | None:
+    """A card of the problem's type from a JSONL card file (``sgpo-lab strategies extract`` or ``rank``)."""
+    from sgpo_lab.cards import CardFileError
+
+    path = st.text_input("Card file", key="ex_card_file", max_chars=MAX_PATH,
+                         placeholder="/path/to/cards.jsonl (one {\"family\": ..., \"card\": ...} per line)").strip()
+    if not path:
+        st.info("Type the path of a card file.")
+        return None
+    try:
+        records = common.card_file(path)
+    except CardFileError as err:
+        st.error(common.one_line(err))
+        return None
+    mine = [r for r in records if family is None or r["family"] == family]
+    if not mine:
+        families = ", ".join(sorted({r["family"] for r in records}))
+        st.warning(f"The card file has no card for `{family}`; it has cards for: {families}.")
+        return None
+
+    def label(i: int) -> str:
+        r = mine[i]
+        rate = r.get("guided_pass_rate")
+        return (f"{r.get('card_id') or f'card {i + 1}'} ({r['family']})"
+                + (f" · guided pass rate {rate:.2f}" if isinstance(rate, (int, float)) else ""))
+
+    return mine[st.selectbox("Card of the file", range(len(mine)), key="ex_card_pick", format_func=label)]["card"]
+
+
+def short(text: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+# --------------------------------------------------------------------------------------------- page
 
 
 def main():
@@ -121,35 +299,26 @@ def main():
     st.caption("How does a strategy card change what the model writes, token by token? Tokens are coloured by "
                "KL(π(·|x, s) ‖ π(·|x)): where they light up, the strategy changes the model's mind, and that is "
                "where SGPO's distillation gradient p_t - q_t lands.")
-    spec = choose_model()
-    question, answer, own = choose_problem()
-    strategy = choose_strategy(own)
+    table = common.runs_table(quiet=True)
+    spec, run = choose_model(table)
+    task_spec, task = choose_task(table)
+    if task is None:
+        return
+    if run is not None and table is not None:
+        trained = table.set_index("name").loc[run, "task"]
+        if trained != task_spec:
+            st.caption(f"Run `{run}` was trained on `{trained}`; pick that task above for its problems and cards.")
+    pick = choose_problem(task)
+    card = choose_card(task, task_spec, pick, table)
     c1, c2, c3 = st.columns(3)
     n = int(c1.slider("Samples per prompt (N)", 1, 32, 8, key="ex_n"))
     seed = int(c2.number_input("Seed", 0, 10**6, 0, key="ex_seed"))
-    max_new = int(c3.slider("Max new tokens", 8, 160, 96, 8, key="ex_max_new"))
-
-    if not question.strip():
-        st.warning("The problem is empty: type a question such as `sum 3 8 5 2`.")
+    max_new = int(c3.slider("Max new tokens", 8, 256, 96, 8, key="ex_max_new"))
+    if pick is None or card is None:
         return
-    if len(question) > MAX_QUESTION:
-        st.error(f"The problem is {len(question):,} characters long; the limit is {MAX_QUESTION}. "
-                 "The world's problems are one short line.")
+    if len(card) > MAX_STRATEGY:
+        st.error(f"The strategy card is {len(card):,} characters long; the limit is {MAX_STRATEGY:,}.")
         return
-    if len(strategy) > MAX_STRATEGY:
-        st.error(f"The strategy card is {len(strategy):,} characters long; the limit is {MAX_STRATEGY}.")
-        return
-    if own is None:  # a typed world id (sum-id-0003) means that problem
-        from sgpo_lab.world.problems import find_problem
-
-        try:
-            found = find_problem(question)
-        except ValueError as err:
-            st.error(common.one_line(err))
-            return
-        if found is not None:
-            question, answer = found.question, answer or found.answer
-            st.caption(f"`{found.id}` is **{found.question}** (answer `{found.answer}`).")
     if spec is None:
         st.info("Choose a model above to see completions and the token-shift view.")
         return
@@ -159,41 +328,74 @@ def main():
         st.error(f"Cannot load the model: {err}")
         return
     st.caption(f"Model: `{spec}` · {sum(p.numel() for p in model.parameters()):,} parameters · "
-               f"vocabulary {len(tok)}")
+               f"vocabulary {len(tok)} · task `{task.name}`")
     from sgpo_lab.world.tokenizer import check_text
 
     try:
-        check_text(tok, question, what="problem")
-        check_text(tok, strategy, what="strategy")
-    except ValueError as err:
+        check_text(tok, pick.question, what="problem")
+        check_text(tok, card, what="strategy")
+        show_prompts(prompter(task_spec, tok), pick.question, card)
+    except ValueError as err:  # characters outside a character vocabulary, a chat template that fails
         st.error(common.one_line(err))
         return
-    if not strategy.strip():
+    if not card.strip():
         st.info("No strategy: the guided prompt is the unguided one, so every shift is zero.")
 
-    res = completions(spec, common.model_stamp(spec), question, strategy, answer, n, seed, max_new)
-    show_completions(res, n)
-    show_shift(spec, question, strategy, res)
+    res = completions(spec, common.model_stamp(spec), task_spec, pick.question, card, n, seed, max_new)
+    show_completions(res, n, task, task_spec, pick)
+    show_shift(spec, task_spec, pick.question, card, res)
 
 
-def show_completions(res: dict, n: int):
+def show_prompts(p, question: str, card: str):
+    how = "the model's chat template" if p.style == "chat" else "plain text (the tokenizer has no chat template)"
+    with st.expander(f"The prompts as the model sees them: {how}"):
+        left, right = st.columns(2)
+        left.markdown("**Guided** x, s")
+        left.code(p.guided(question, card), language=None, wrap_lines=True)
+        right.markdown("**Autonomous** x")
+        right.code(p.autonomous(question), language=None, wrap_lines=True)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _verdicts(task_spec: str, key: tuple, _problem: Problem | None, question: str, gold: str | None,
+              texts: tuple[str, ...]) -> list[bool]:
+    task = common.load_task(task_spec)
+    if _problem is not None:
+        return [task.correct(_problem, t) for t in texts]
+    return [common.typed_correct(task, question, gold, t) for t in texts]
+
+
+def verdicts(task_spec: str, pick: Pick, texts: list[str]) -> list[bool] | None:
+    """Each completion verified as the task verifies (None: a typed question without a gold answer); cached,
+    because some verifiers (math-verify) take milliseconds per answer."""
+    if pick.problem is None and pick.gold is None:
+        return None
+    key = (pick.problem.id, pick.problem.split, pick.problem.answer) if pick.problem is not None else ()
+    return _verdicts(task_spec, key, pick.problem, pick.question, pick.gold, tuple(texts))
+
+
+def show_completions(res: dict, n: int, task: Task, task_spec: str, pick: Pick):
     cols = st.columns(2)
     for col, side, title in zip(cols, ("guided", "unguided"), ("With the strategy", "Without it")):
         r = res[side]
+        ok = verdicts(task_spec, pick, r["samples"])
+        greedy_ok = verdicts(task_spec, pick, [r["greedy"]])
         with col:
-            st.markdown(f"**{title}** (greedy)")
-            st.code(r["greedy"] or "(empty completion)", language=None)
-            if r["ok"] is None:
+            mark = "" if greedy_ok is None else " ✅ verified" if greedy_ok[0] else " ❌ not verified"
+            st.markdown(f"**{title}** (greedy){mark}")
+            st.code(r["greedy"] or "(empty completion)", language=None, wrap_lines=True)
+            if ok is None:
                 st.caption("Type the gold answer to score the completions.")
             else:
-                st.metric(f"pass rate over {n} samples", f"{sum(r['ok'])}/{n}",
-                          help="temperature-1 samples whose answer (after the last #) verifies")
+                st.metric(f"pass rate over {n} samples", f"{sum(ok)}/{n}",
+                          help=f"temperature-1 samples that `{task.name}`'s verifier accepts "
+                               f"(answer extracted as the task extracts it)")
             with st.expander(f"{n} samples"):
-                st.dataframe(pd.DataFrame({"completion": r["samples"], "verified": r["ok"] or [None] * n}),
+                st.dataframe(pd.DataFrame({"completion": r["samples"], "verified": ok or [None] * n}),
                              hide_index=True)
 
 
-def show_shift(spec: str, question: str, strategy: str, res: dict):
+def show_shift(spec: str, task_spec: str, question: str, card: str, res: dict):
     st.subheader("Token shift")
     c1, c2, c3, c4 = st.columns([1.4, 1.4, 1, 1])
     options = {"guided": "greedy, with the strategy", "unguided": "greedy, without it", "typed": "type a completion"}
@@ -208,13 +410,13 @@ def show_shift(spec: str, question: str, strategy: str, res: dict):
             st.warning("Type a completion to analyse (it is scored, not sampled).")
             return
         if len(typed) > MAX_COMPLETION:
-            st.error(f"The completion is {len(typed):,} characters long; the limit is {MAX_COMPLETION}.")
+            st.error(f"The completion is {len(typed):,} characters long; the limit is {MAX_COMPLETION:,}.")
             return
         completion = typed
     else:
         completion = res[which]["greedy_ids"]
     try:
-        table = shift_table(spec, common.model_stamp(spec), question, strategy, completion)
+        table = shift_table(spec, common.model_stamp(spec), task_spec, question, card, completion)
     except ValueError as err:  # empty completion, characters outside the alphabet
         st.error(common.one_line(err))
         return

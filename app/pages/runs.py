@@ -6,14 +6,13 @@ import streamlit as st
 from sgpo_lab.runs import read_status
 from sgpo_lab.viz import DEFAULT_TRAINING_METRICS
 from sgpo_lab.viz.style import METRIC_LABELS
-from sgpo_lab.world.tasks import FAMILIES
 
 LIVE_EVERY_S = 2.0
 
 
 def status_table(table):
     # st.table, not st.dataframe: plain HTML, so the first page does not wait for the data-grid component.
-    shown = table[["name", "method", "seed", "model", "state", "step", "total", "error"]].copy()
+    shown = table[["name", "task", "method", "seed", "model", "state", "step", "total", "error"]].copy()
     shown["state"] = shown["state"].map(common.state_badge)
     shown["progress"] = [f"{s}/{t} ({min(1.0, s / t):.0%})" if t else "—"
                          for s, t in zip(shown["step"].fillna(0).astype(int), shown["total"])]
@@ -46,11 +45,13 @@ def main():
         return
     with st.expander(f"{len(table)} runs under `{common.runs_root()}`", expanded=False):
         status_table(table)
-    bad = table[table["state"].isin(["failed", "unknown"])]
+    bad = table[table["state"].isin(["failed", "crashed", "unknown", "unreadable"])]
     for name, state, error in zip(bad["name"], bad["state"], bad["error"]):
         st.warning(f"Run `{name}` is {state}: {error or 'no reason recorded'}")
 
-    names = st.multiselect("Runs to show", table["name"].tolist(), default=common.default_runs(table), key="runs_sel")
+    task, table = common.pick_task(table, "runs_task", reset=("runs_sel",))
+    names = st.multiselect("Runs to show", table["name"].tolist(), default=common.default_runs(table), key="runs_sel",
+                           help=f"Runs of the task `{task}`.")
     if not names:
         st.info("Choose at least one run.")
         return
@@ -79,21 +80,22 @@ def main():
 
 def accuracy(table, names, smooth, seeds):
     st.subheader("Accuracy")
+    keys = common.run_keys(table, names)
+    known, split_names = common.eval_layout(keys)  # what these runs evaluated
     c1, c2, c3 = st.columns([1.2, 2.4, 1.4])
     metric = c1.radio("Metric", ["accuracy", "pass_at_k"], key="runs_metric", horizontal=True,
                       format_func=lambda m: {"accuracy": "greedy accuracy", "pass_at_k": "pass@k"}[m])
-    families = c2.multiselect("Families", ["all", *FAMILIES], default=["all"], key="runs_families",
+    families = c2.multiselect("Families", ["all", *known], default=["all"], key="runs_families",
                               format_func=lambda f: "average of families" if f == "all" else f)
-    splits = c3.multiselect("Splits", ["id", "ood"], default=["id", "ood"], key="runs_splits",
-                            format_func=str.upper)
-    fig = common.run_figure("accuracy_figure", "eval", common.run_keys(table, names), metric,
+    splits = c3.multiselect("Splits", split_names, default=split_names, key="runs_splits", format_func=str.upper)
+    fig = common.run_figure("accuracy_figure", "eval", keys, metric,
                             families=tuple(families), splits=tuple(splits), smooth=smooth, show_seeds=seeds)
     if common.is_empty(fig) and families and splits:
         st.info("These runs have no evaluations yet (eval.jsonl is empty or unreadable).")
         return
     st.plotly_chart(fig, key="runs_acc", **common.PLOT)
-    st.caption("Mean over the runs (seeds) of each method, with a 95% t confidence band; "
-               "'average of families' is the mean over sum, count, equation and mul.")
+    st.caption("Mean over the runs (seeds) of each method, with a 95% t confidence band; 'average of families' "
+               f"is the mean over the families these runs evaluated ({', '.join(known) or 'none yet'}).")
 
 
 def training_metrics(table, names, smooth, seeds):

@@ -6,6 +6,7 @@ switches and reruns; the page only reads the run directory it writes. Runs go un
 non-empty output directory, so the process's output goes to ``<root>/.train-logs/<name>.log`` beside it.
 """
 
+import json
 import os
 import re
 import signal
@@ -17,8 +18,9 @@ from pathlib import Path
 import common
 import streamlit as st
 
-from sgpo_lab.config import METHOD_HELP, METHODS, make_config
+from sgpo_lab.config import METHOD_HELP, METHODS, make_config, parse_field_values
 from sgpo_lab.runs import read_status
+from sgpo_lab.tasks import DEFAULT_TASK, TASK_KINDS, TaskError
 from sgpo_lab.viz import metrics_figure
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -33,38 +35,19 @@ def out_root() -> Path:
     return Path(root).expanduser().resolve()
 
 
-def parse_sets(text: str) -> dict[str, str]:
-    """``field=value`` lines (values as typed; the CLI reads them as YAML); a one-line ValueError otherwise."""
-    sets = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if "=" not in line:
-            raise ValueError(f"setting {line!r} is not field=value; expected e.g. kl_delta=0.5")
-        key, value = (part.strip() for part in line.split("=", 1))
-        sets[key] = value
-    return sets
+def setting_lines(text: str) -> list[str]:
+    """The ``field=value`` lines of the settings box, as typed (the CLI parses each with the same parser)."""
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
-def as_values(sets: dict[str, str]) -> dict:
-    """The values as the CLI reads them (YAML: ``3`` an int, ``[sum]`` a list)."""
-    import yaml
-
-    try:
-        return {key: yaml.safe_load(value) for key, value in sets.items()}
-    except yaml.YAMLError as err:
-        raise ValueError(f"a setting is not valid YAML: {common.one_line(err)}") from None
-
-
-def launch(method: str, model: str, steps: int, seed: int, sets: dict[str, str], out: Path) -> dict:
+def launch(method: str, model: str, steps: int, seed: int, sets: list[str], out: Path) -> dict:
     logs = out.parent / ".train-logs"
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{out.name}.log"
     cmd = [sys.executable, "-m", "sgpo_lab.cli", "train", "--method", method, "--model", model, "--steps", str(steps),
            "--seed", str(seed), "--out", str(out)]
-    for key, value in sets.items():
-        cmd += ["--set", f"{key}={value}"]
+    for line in sets:
+        cmd += ["--set", line]
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=common.REPO_ROOT, start_new_session=True,
@@ -73,17 +56,21 @@ def launch(method: str, model: str, steps: int, seed: int, sets: dict[str, str],
             "cmd": " ".join(cmd[1:])}
 
 
-def submit(root: Path, method: str, model: str, steps: int, seed: int, name: str, sets_text: str) -> None:
+def submit(root: Path, method: str, model: str, steps: int, seed: int, name: str, task: str, sets_text: str) -> None:
     from sgpo_lab.models import ModelLoadError, resolve_model_dir
 
     if not model:
         st.error("Choose a model: a shipped size, or type a model or run directory.")
         return
+    task = task.strip() or DEFAULT_TASK
     try:
-        sets = parse_sets(sets_text)
-        make_config(method, model=model, steps=steps, seed=seed, **as_values(sets))  # what the CLI will build
+        values = parse_field_values(sets_text)
+        if "task" in values:
+            raise ValueError("the task is set in the Task field; remove task=... from the settings")
+        common.load_task(task)  # a one-line error for a bad spec, before the config names it
+        make_config(method, model=model, steps=steps, seed=seed, task=task, **values)  # what the CLI will build
         resolve_model_dir(model)
-    except (ValueError, ModelLoadError) as err:
+    except (ValueError, TaskError, ModelLoadError) as err:
         st.error(common.one_line(err))
         return
     name = name.strip() or f"{method}-s{seed}-{time.strftime('%H%M%S')}"
@@ -94,9 +81,10 @@ def submit(root: Path, method: str, model: str, steps: int, seed: int, name: str
     if out.exists():
         st.error(f"`{out}` already exists; choose another run name.")
         return
+    sets = [f"task={json.dumps(task)}", *setting_lines(sets_text)]  # quoted: any spec stays one YAML string
     job = launch(method, model, steps, seed, sets, out)
     st.session_state.setdefault("train_jobs", []).append(job)
-    st.success(f"Launched `{name}` (process {job['proc'].pid}); its log is `{job['log']}`.")
+    st.success(f"Launched `{name}` on `{task}` (process {job['proc'].pid}); its log is `{job['log']}`.")
 
 
 def _last_line(path: str) -> str:
@@ -168,6 +156,8 @@ def main():
                               format_func=lambda m: f"{m}: {METHOD_HELP.get(m, '')}")
         size = c2.selectbox("Model", choices, index=choices.index(default), key="train_size")
         model_dir = st.text_input("Model or run directory (when Model is a directory)", key="train_dir")
+        task = st.text_input("Task", value=DEFAULT_TASK, key="train_task", max_chars=common.MAX_TASK_SPEC,
+                             help="What to train on: " + "; ".join(f"`{k}`: {v}" for k, v in TASK_KINDS.items()))
         c3, c4, c5 = st.columns(3)
         steps = int(c3.number_input("Steps", 1, 1000, 10, key="train_steps"))
         seed = int(c4.number_input("Seed", 0, 10**6, 0, key="train_seed"))
@@ -177,7 +167,7 @@ def main():
         submitted = st.form_submit_button("Launch", type="primary")
     if submitted:
         model = model_dir.strip() if size == OTHER else size
-        submit(root, method, model, steps, seed, name, sets_text)
+        submit(root, method, model, steps, seed, name, task, sets_text)
     if not sizes:
         st.info("No shipped model is on disk yet: choose '(a directory)' and type a model or run directory.")
     jobs = st.session_state.get("train_jobs", [])

@@ -4,7 +4,6 @@ import common
 import streamlit as st
 
 from sgpo_lab.viz import weight_distribution_figure, weight_heatmap_figure, weight_vs_pass_figure
-from sgpo_lab.world.tasks import FAMILIES
 
 
 def main():
@@ -14,15 +13,20 @@ def main():
     table = common.runs_table()
     if table is None:
         return
-    name = common.pick_run(table, "weights_run")
-    inst = common.load("instances", common.run_path(name))
+    name = common.pick_run(table, "weights_run", reset=("weights_families", "weights_steps"))
+    path = common.run_path(name)
+    inst = common.with_family(common.load("instances", path))
     if inst.empty:
         method = table.set_index("name").loc[name, "method"]
         st.info(f"Run `{name}` ({method}) recorded no per-problem weights: only methods that distil the strategy "
                 "(sgpo and its ablations) write them, and only once a step has finished.")
         return
+    # the problem types this run trained on, in its evaluations' order (the task's own)
+    known = common.in_order(common.families_of(inst), common.families_of(common.load("eval", path)))
     c1, c2 = st.columns([2, 3])
-    families = c1.multiselect("Families", list(FAMILIES), default=list(FAMILIES), key="weights_families")
+    families = c1.multiselect("Families", known, default=known, key="weights_families",
+                              help=f"The problem types of task `{table.set_index('name').loc[name, 'task']}` "
+                                   "this run trained on.")
     lo, hi = int(inst["step"].min()), int(inst["step"].max())
     steps = c2.slider("Steps", lo, hi, (lo, hi), key="weights_steps") if hi > lo else (lo, hi)
     part = inst[inst["family"].isin(families) & inst["step"].between(*steps)]
