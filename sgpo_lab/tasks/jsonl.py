@@ -64,10 +64,15 @@ class JsonlTask(Task):
         self.path = Path(str(path).strip()).expanduser()
         self.name = f"jsonl:{path}"
         where = f"JSONL task file {str(self.path)!r}"
-        if not str(path).strip() or not self.path.is_file():
-            raise TaskError(f"{where} does not exist or is not a file; expected jsonl:PATH to a file of "
+        try:
+            usable = bool(str(path).strip()) and "\x00" not in str(path) and self.path.is_file()
+            size = self.path.stat().st_size if usable else 0
+        except OSError:  # a name too long for the filesystem, a folder that cannot be read, ...
+            usable, size = False, 0
+        if not usable:
+            raise TaskError(f"{where[:200]} does not exist or is not a file; expected jsonl:PATH to a file of "
                             f"records such as {_EXAMPLE}")
-        if self.path.stat().st_size > MAX_JSONL_BYTES:
+        if size > MAX_JSONL_BYTES:
             raise TaskError(f"{where} is over {MAX_JSONL_BYTES // 1_000_000} MB; expected a smaller JSONL file")
         stem = self.path.stem or "default"
         records = self._read(where, stem)
