@@ -51,6 +51,10 @@ class TrainConfig(BaseModel):
     eps_low: float = Field(0.2, ge=0, description="lower clip of the importance ratio")
     eps_high: float = Field(0.28, ge=0, description="upper clip of the importance ratio")
     scale_advantages: bool = Field(True, description="divide group advantages by the (Bessel) std")
+    updates_per_batch: int = Field(1, ge=1, le=64, description="optimizer updates per step: the step's problems in "
+                                   "this many mini-batches, one update each (veRL's mini-batches; TRL's "
+                                   "num_iterations re-uses a batch instead). At 1 the ratio is exactly 1 and the "
+                                   "GRPO clip cannot act; from the second mini-batch on it can")
 
     # strategy distillation
     distill: Literal["kl", "nll", "none"] = Field("kl", description="kl: token-level KL to the guided policy; "

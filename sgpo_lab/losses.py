@@ -42,6 +42,7 @@ __all__ = [
     "entropy",
     "group_advantages",
     "grpo_clip_fraction",
+    "grpo_clip_fractions",
     "grpo_loss",
     "luffy_loss",
     "nll_loss_per_sequence",
@@ -420,6 +421,23 @@ def grpo_clip_fraction(
     """
     unclipped, clipped = _surrogate_terms(logp, old_logp, advantages, eps_low, eps_high)  # (B, T) each
     return _token_mean((clipped < unclipped).float(), mask)
+
+
+@torch.no_grad()
+def grpo_clip_fractions(
+    logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, *, eps_low: float = EPS_LOW,
+    eps_high: float = EPS_HIGH,
+) -> tuple[Tensor, Tensor]:
+    """The clip's two sides apart: ``(low, high)`` shares of active tokens where it is active.
+
+    low: ``A < 0`` and ``r < 1 - eps_low``; high: ``A > 0`` and ``r > 1 + eps_high``. Both are 0 by construction
+    when ``logp == old_logp`` (one update per batch: the ratio is exactly 1). For logging.
+    """
+    ratio = torch.exp(logp - old_logp)  # (B, T)
+    adv = _token_advantages(advantages, ratio)  # (B, 1) or (B, T)
+    low = ((adv < 0) & (ratio < 1.0 - eps_low)).float()  # (B, T)
+    high = ((adv > 0) & (ratio > 1.0 + eps_high)).float()
+    return _token_mean(low, mask), _token_mean(high, mask)
 
 
 # --------------------------------------------------------------------------- LUFFY

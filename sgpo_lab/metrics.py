@@ -23,6 +23,10 @@ METRICS: dict[str, tuple[str, str]] = {
     "weight_nonzero": ("share of problems with w_i > 0", "share of the batch's problems with w_i > 0"),
     "grpo_clip_frac": ("share of tokens with ratio clipped", "share of tokens where the ratio clip is active "
                        "(0 by construction at one update per batch: the ratio is exactly 1)"),
+    "grpo_clip_low": ("share of tokens clipped low", "share of tokens with A < 0 and ratio < 1 - eps_low "
+                      "(0 by construction at updates_per_batch = 1)"),
+    "grpo_clip_high": ("share of tokens clipped high", "share of tokens with A > 0 and ratio > 1 + eps_high "
+                       "(0 by construction at updates_per_batch = 1)"),
     "grad_norm": ("gradient norm", "gradient norm before clipping to 1"),
     "completion_len": ("completion length (tokens)", "mean autonomous completion length"),
     "lr": ("learning rate", "AdamW learning rate"),

@@ -140,6 +140,7 @@ class RLRows:
     advantages: torch.Tensor  # (B,)
     off_policy: torch.Tensor  # (B,) bool
     n_auto: int  # the first n_auto rows are autonomous rollouts
+    old_logp: list[torch.Tensor] | None = None  # per row, pi_old's token log-probs (None: the current policy's)
 
 
 @dataclass
@@ -159,6 +160,8 @@ class Terms:
     kl_mean: torch.Tensor  # (P,) mean token KL of each problem's targets (NaN: none)
     clipped_frac: float
     pending: torch.Tensor | None  # the loss still to backpropagate (None: already accumulated, or no gradient)
+    grpo_clip_low: float = 0.0
+    grpo_clip_high: float = 0.0
 
 
 # --------------------------------------------------------------------------------------- trainer
@@ -305,8 +308,11 @@ class Trainer:
         rl = self.advantages(rows, sampled, scores)  # 3
         targets = self.targets(rows, sampled, scores, gen)  # 4
         t_score = time.perf_counter() - t0 - sampled.seconds
-        terms = self.loss_terms(rows, sampled, rl, targets)  # 5
-        grad_norm = self.update(terms)  # 6
+        if self.cfg.updates_per_batch == 1:
+            terms = self.loss_terms(rows, sampled, rl, targets)  # 5
+            grad_norm = self.update(terms)  # 6
+        else:  # 5 and 6 on each mini-batch of problems, against the sampling policy's log-probs
+            terms, grad_norm = self.minibatch_updates(rows, sampled, rl, targets)
         t_update = time.perf_counter() - t0 - sampled.seconds - t_score
         return self.log_step(step, rows, sampled, scores, targets, terms, grad_norm,
                              {"time_sample": sampled.seconds, "time_score": t_score, "time_update": t_update})
@@ -380,6 +386,72 @@ class Trainer:
                   for i in range(P)]
         return Targets(weights, chosen, [(i, rows.guided(i, j)) for i in range(P) for j in chosen[i]])
 
+    def minibatch_updates(self, rows: StepRows, sampled: Sampled, rl: RLRows, targets: Targets
+                          ) -> tuple[Terms, float]:
+        """5 and 6, ``updates_per_batch`` times: one update per mini-batch of the step's problems.
+
+        pi_old stays the sampling policy: the RL rows' log-probs and the live teacher's logits on the targets are
+        taken before the first update, so from the second mini-batch on the ratio moves off 1 and the clip acts.
+        Each mini-batch is its own token-mean (GRPO) and mean over its problems (distillation); the step's
+        metrics average the mini-batches'.
+        """
+        with torch.no_grad():
+            old: list[torch.Tensor] = []  # per RL row, (T_row,) log-probs under the sampling policy
+            for chunk, (lg, tk, _mk) in zip(self._chunks(rl.completions), self._scored(self.model, rl.prompts,
+                                                                                       rl.completions)):
+                logp = L.token_logprobs(lg, tk)  # (b, T)
+                old += [logp[k, : len(rl.completions[r])].cpu() for k, r in enumerate(chunk)]
+            teacher = self._teacher_logits(rows, sampled, targets) if sampled.guided.logits is None else None
+        parts = torch.arange(rows.P).chunk(self.cfg.updates_per_batch)
+        results = []
+        for part in (p.tolist() for p in parts if len(p)):
+            sub = self._subset(rows, sampled, rl, targets, part, old, teacher)
+            terms = self.loss_terms(*sub)
+            results.append((terms, self.update(terms)))
+        n = len(results)
+
+        def mean(field) -> float:
+            return sum(field(t) for t, _ in results) / n
+
+        kl_mean = torch.cat([t.kl_mean for t, _ in results])
+        return Terms(mean(lambda t: t.loss), mean(lambda t: t.loss_grpo), mean(lambda t: t.loss_distill),
+                     mean(lambda t: t.entropy), mean(lambda t: t.grpo_clip_frac), kl_mean,
+                     mean(lambda t: t.clipped_frac), None, mean(lambda t: t.grpo_clip_low),
+                     mean(lambda t: t.grpo_clip_high)), sum(g for _, g in results) / n
+
+    def _teacher_logits(self, rows: StepRows, sampled: Sampled, targets: Targets) -> dict[int, torch.Tensor]:
+        """The live teacher's logits on each target (guided row -> (T, V)), before any update of the step."""
+        out: dict[int, torch.Tensor] = {}
+        prompts = [self.prompter.guided(rows.problems[i].question, rows.cards[i]) for i, _ in targets.rows]
+        completions = [sampled.guided.completion_ids[r] for _, r in targets.rows]
+        for chunk, (lg, _tk, _mk) in zip(self._chunks(completions), self._scored(self.teacher, prompts, completions)):
+            for k, t in enumerate(chunk):
+                out[targets.rows[t][1]] = lg[k, : len(completions[t])]
+        return out
+
+    def _subset(self, rows: StepRows, sampled: Sampled, rl: RLRows, targets: Targets, part: list[int],
+                old: list[torch.Tensor], teacher: dict[int, torch.Tensor] | None):
+        """The step's data restricted to problems ``part`` (re-indexed from 0): rows, sampled, rl, targets, old."""
+        G, H, n_off = rows.G, rows.H, rows.n_off
+        sub_rows = StepRows([rows.problems[i] for i in part], G, H, [rows.cards[i] for i in part], n_off)
+        auto = [rows.auto(i, j) for i in part for j in range(G)]
+        guided = [rows.guided(i, j) for i in part for j in range(H)]
+
+        def pick(r: Rollouts, idx: list[int], logits=None) -> Rollouts:
+            kept = [r.logits[k] for k in idx] if r.logits is not None else logits
+            return Rollouts([r.prompts[k] for k in idx], [r.completion_ids[k] for k in idx],
+                            [r.texts[k] for k in idx], [r.finished[k] for k in idx], kept)
+
+        teacher_rows = [teacher[g] if teacher and g in teacher else None for g in guided] if teacher else None
+        sub_sampled = Sampled(pick(sampled.auto, auto), pick(sampled.guided, guided, teacher_rows), 0.0)
+        rl_idx = [*auto, *(rows.P * G + i * n_off + k for i in part for k in range(n_off))]
+        sub_rl = RLRows([rl.prompts[k] for k in rl_idx], [rl.completions[k] for k in rl_idx],
+                        rl.advantages[rl_idx], rl.off_policy[rl_idx], len(auto), [old[k] for k in rl_idx])
+        local = {i: n for n, i in enumerate(part)}
+        sub_targets = Targets(targets.weights[part], [targets.chosen[i] for i in part],
+                              [(local[i], local[i] * H + j) for i in part for j in targets.chosen[i]])
+        return sub_rows, sub_sampled, sub_rl, sub_targets
+
     def loss_terms(self, rows: StepRows, sampled: Sampled, rl: RLRows, targets: Targets) -> Terms:
         """5. The student's logits on the RL rows and the targets, the teacher's on the targets, and the loss.
 
@@ -399,6 +471,7 @@ class Trainer:
         grpo_value = loss_value = 0.0
         entropies: list[tuple[float, float]] = []  # (value, share of the tokens) per micro-batch
         clip_fracs: list[tuple[float, float]] = []
+        clip_sides: list[tuple[float, float, float]] = []  # (low, high, share of the tokens)
 
         def add(piece: torch.Tensor) -> None:
             nonlocal loss_value
@@ -417,26 +490,31 @@ class Trainer:
                     [rl.completions[r] for r in chunk], pad_id=self._pad)  # (b, T, V)
             logp = L.token_logprobs(logits, tokens)  # (b, T)
             adv, off = rl.advantages[chunk].to(dev), rl.off_policy[chunk].to(dev)
+            old = logp.detach() if rl.old_logp is None else torch.nn.utils.rnn.pad_sequence(
+                [rl.old_logp[r] for r in chunk], batch_first=True).to(dev)  # (b, T) pi_old's log-probs
             share = float(mask.sum()) / n_rl_tokens  # this chunk's tokens of the batch's token-mean
             if not cfg.grpo:
                 pass
             elif cfg.objective == "convex":
                 local = {r: k for k, r in enumerate(chunk)}
                 owners = sorted({i for i in range(P) for r in rows.rl_rows_of(i) if r in local})
-                per = torch.stack([self._policy_loss(logp[idx], adv[idx], mask[idx], off[idx]) for idx in
+                per = torch.stack([self._policy_loss(logp[idx], adv[idx], mask[idx], off[idx], old[idx]) for idx in
                                    ([local[r] for r in rows.rl_rows_of(i)] for i in owners)])  # (p,)
                 add(((1 - weights[owners]) * per).sum() / P)
             else:
-                add(self._policy_loss(logp, adv, mask, off) * share)
+                add(self._policy_loss(logp, adv, mask, off, old) * share)
             if cfg.grpo:
-                grpo_value += float(self._policy_loss(logp.detach(), adv, mask, off)) * share
+                grpo_value += float(self._policy_loss(logp.detach(), adv, mask, off, old)) * share
             auto = [k for k, r in enumerate(chunk) if r < rl.n_auto]
             if auto:
                 a_mask = mask[auto]
                 a_share = float(a_mask.sum()) / n_auto_tokens
                 entropies.append((float(L.entropy(logits[auto].detach(), a_mask)), a_share))
-                clip_fracs.append((float(L.grpo_clip_fraction(logp[auto].detach(), logp[auto].detach(), adv[auto],
-                                                              a_mask)), a_share))
+                clip_fracs.append((float(L.grpo_clip_fraction(logp[auto].detach(), old[auto], adv[auto], a_mask,
+                                                              eps_low=cfg.eps_low, eps_high=cfg.eps_high)), a_share))
+                low, high = L.grpo_clip_fractions(logp[auto].detach(), old[auto], adv[auto], a_mask,
+                                                  eps_low=cfg.eps_low, eps_high=cfg.eps_high)
+                clip_sides.append((float(low), float(high), a_share))
             del logits, logp
 
         # the distillation term: mean_i w_i * (mean over problem i's targets of the per-target loss)
@@ -465,7 +543,8 @@ class Trainer:
         return Terms(loss_value if accumulate or total is None else float(total.detach()), grpo_value, kd_value,
                      _pooled(entropies), _pooled(clip_fracs),
                      kl_mean, _pooled([(f, n / n_target_tokens) for f, n in clipped]) if n_target_tokens else 0.0,
-                     total)
+                     total, _pooled([(lo, w) for lo, _, w in clip_sides]) if clip_sides else 0.0,
+                     _pooled([(hi, w) for _, hi, w in clip_sides]) if clip_sides else 0.0)
 
     def _distill_chunk(self, rows: StepRows, sampled: Sampled, targets: Targets, chunk: list[int]):
         """Per-target distillation loss of some targets, their mean token KL, the clipped share of their tokens, and
@@ -529,6 +608,7 @@ class Trainer:
             "weight_mean": float(w.mean()), "weight_max": float(w.max()),
             "weight_nonzero": float((w > 0).float().mean()),
             "grpo_clip_frac": terms.grpo_clip_frac if self.cfg.grpo else 0.0,
+            "grpo_clip_low": terms.grpo_clip_low, "grpo_clip_high": terms.grpo_clip_high,
             "grad_norm": grad_norm, "completion_len": sum(lengths) / len(lengths), "lr": self.cfg.lr, **times,
         }
         self.writer.table_part("instances", step, [
@@ -573,16 +653,18 @@ class Trainer:
             yield completion_logits(model, encode_prompts(self.tokenizer, [prompts[r] for r in chunk], check=False),
                                     [completions[r] for r in chunk], pad_id=self._pad)
 
-    def _policy_loss(self, logp, advantages, mask, off_policy):
+    def _policy_loss(self, logp, advantages, mask, off_policy, old_logp=None):
         """The autonomous RL term: GRPO's clipped surrogate, or LUFFY's when expert rows are in the group.
 
-        One update per batch, so pi_old is the current policy: old log-probs are the detached current ones.
+        ``old_logp``: pi_old's log-probs (mini-batches after the first update); None at one update per batch,
+        where pi_old is the current policy and the old log-probs are the detached current ones.
         """
         cfg = self.cfg
+        old = logp.detach() if old_logp is None else old_logp
         if cfg.off_policy:
-            return L.luffy_loss(logp, logp.detach(), advantages, mask, off_policy, eps_low=cfg.eps_low,
+            return L.luffy_loss(logp, old, advantages, mask, off_policy, eps_low=cfg.eps_low,
                                 eps_high=cfg.eps_high, gamma=cfg.shaping_gamma)
-        return L.grpo_loss(logp, logp.detach(), advantages, mask, eps_low=cfg.eps_low, eps_high=cfg.eps_high)
+        return L.grpo_loss(logp, old, advantages, mask, eps_low=cfg.eps_low, eps_high=cfg.eps_high)
 
     def sft_step(self, step: int) -> dict[str, Any]:
         """Token-mean NLL on the task's expert responses (trajectory imitation)."""

@@ -158,3 +158,14 @@ def test_frozen_teacher_stays_the_starting_model_while_the_policy_moves(tmp_path
     teacher, policy = trainer.teacher.state_dict(), trainer.model.state_dict()
     assert all(torch.equal(teacher[k], start[k]) for k in start)
     assert any(not torch.equal(policy[k], start[k]) for k in start)
+
+
+def test_updates_per_batch_lets_the_ratio_clip_act(tmp_path):
+    """At one update per batch the ratio is exactly 1 (clip fractions 0 by construction); with mini-batches the
+    later updates see a moved policy, and the clip acts on some tokens."""
+    common = dict(model="tiny", steps=2, eval_every=0, probe_problems=0, lr=3e-3)
+    one = Trainer(make_config("grpo", **common), tmp_path / "one", progress=False).rl_step(1)
+    assert one["grpo_clip_frac"] == one["grpo_clip_low"] == one["grpo_clip_high"] == 0.0
+    many = Trainer(make_config("grpo", updates_per_batch=4, **common), tmp_path / "many", progress=False).rl_step(1)
+    assert many["grpo_clip_frac"] > 0
+    assert abs(many["grpo_clip_low"] + many["grpo_clip_high"] - many["grpo_clip_frac"]) < 1e-6
