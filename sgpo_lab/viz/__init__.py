@@ -1,4 +1,4 @@
-"""Plotly figure builders: one per picture, shared by the app and the notebooks (DESIGN.md §4).
+"""Plotly figure builders: one per picture, shared by the app and the notebooks (docs/design.md, "Layers").
 
 Every builder takes the frames that ``sgpo_lab.runs`` and ``sgpo_lab.shifts`` return and gives back a
 ``plotly.graph_objects.Figure``; none reads files, trains or knows about Streamlit or Jupyter. A builder
@@ -14,7 +14,7 @@ given an empty frame returns a blank figure that says why (``layout.meta["empty"
     curves         accuracy_figure(evals, metric, families, splits, smooth, level, show_seeds)
                    metrics_figure(metrics, columns, smooth, level, show_seeds)
     comparison     comparison_table(evals, split, family, metric) -> DataFrame;  comparison_figure(table)
-                   PAPER_RESULTS: the paper's numbers (DESIGN.md §1.10)
+                   PAPER_RESULTS: the paper's numbers (docs/design.md, "The paper's constants and numbers")
 """
 
 from sgpo_lab.viz.absorption import (

@@ -1,4 +1,5 @@
-"""The comparison table: the lab's final numbers (mean ± CI over seeds) beside the paper's (DESIGN.md §1.10).
+"""The comparison table: the lab's final numbers (mean ± CI over seeds) beside the paper's
+(docs/design.md, "The paper's constants and numbers").
 
 The paper reports accuracy (%) averaged over MATH500, AMC23, OlympiadBench and AIME24 for
 Qwen2.5-1.5B/7B-Instruct; the lab reports accuracy on the Strategy World. Absolute numbers are not

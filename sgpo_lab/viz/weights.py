@@ -2,7 +2,8 @@
 
 Input is a run's ``instances`` table (``load_instances``): per (step, problem) the autonomous and
 guided pass rates ``p_auto``, ``p_guided``, the weight ``w_i`` the trainer gave the problem's
-distillation term, the mean token KL of its target. The default weight (DESIGN.md §1.7)
+distillation term, the mean token KL of its target. The default weight (the lab's inference;
+docs/design.md, "Adaptive weight")
 
     w_i = min(alpha_max, alpha_0 * max(0, p_guided - p_auto) / (p_auto + gamma)),  0 if no correct guided rollout
 

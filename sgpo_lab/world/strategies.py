@@ -7,7 +7,7 @@ stripped:
     Strategy: <the idea>
     Key steps: 1. <step> 2. <step>
 
-Extraction mimics the paper (DESIGN.md §1.1): a batch of the strong solver's terse responses is
+Extraction mimics the paper (docs/design.md, "Strategy cards"): a batch of the strong solver's terse responses is
 read, the method each used is recognised from the shape of its formula, and candidate cards are
 written for the methods found: a full card and a brief card (no key steps) per method, plus a
 generic card. ``rank_candidates`` (in ``sgpo_lab.world.ranking``) orders them by a measured
