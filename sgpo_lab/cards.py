@@ -54,10 +54,14 @@ def read_card_file(path: str | Path) -> list[dict]:
 def top_cards(records: list[dict]) -> dict[str, dict]:
     """Per family, its best record: highest ``guided_pass_rate``, else the first in the file."""
     best: dict[str, dict] = {}
-    for rec in records:
+
+    def rate(rec: dict) -> float:
+        value = rec.get("guided_pass_rate")
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else -1.0
+
+    for rec in records:  # strictly higher wins: among equal scores, the first in the file
         cur = best.get(rec["family"])
-        score = rec.get("guided_pass_rate")
-        if cur is None or (isinstance(score, (int, float)) and score > (cur.get("guided_pass_rate") or -1)):
+        if cur is None or rate(rec) > rate(cur):
             best[rec["family"]] = rec
     return best
 

@@ -72,10 +72,17 @@ class EvalRow:
     n_problems: int
 
 
-def evaluate(model, tokenizer, problems: list[Problem], *, k: int = 4, generator: torch.Generator | None = None,
-             guided: bool = False, task: Task | str | None = None, prompter: Prompter | None = None,
-             cards: dict[str, str] | None = None, max_new_tokens: int = MAX_NEW_TOKENS) -> list[EvalRow]:
+def evaluate(model, tokenizer, problems: list[Problem], **kwargs) -> list[EvalRow]:
     """Greedy accuracy and pass@k of the (unguided by default) policy, per family and split, plus 'all' averages."""
+    return evaluate_problems(model, tokenizer, problems, **kwargs)[0]
+
+
+def evaluate_problems(model, tokenizer, problems: list[Problem], *, k: int = 4,
+                      generator: torch.Generator | None = None, guided: bool = False, task: Task | str | None = None,
+                      prompter: Prompter | None = None, cards: dict[str, str] | None = None,
+                      max_new_tokens: int = MAX_NEW_TOKENS) -> tuple[list[EvalRow], list[dict]]:
+    """``evaluate``'s rows, and one record per problem (its id, family, split, whether the greedy completion
+    verified, how many of the k samples did): what paired comparisons across methods and seeds need."""
     if k < 1:
         raise ValueError(f"k of pass@k must be >= 1, got {k}")
     common = {"guided": guided, "task": task, "prompter": prompter, "cards": cards, "max_new_tokens": max_new_tokens}
@@ -97,7 +104,9 @@ def evaluate(model, tokenizer, problems: list[Problem], *, k: int = 4, generator
             rows.append(EvalRow("all", split, sum(r.accuracy for r in per_family) / len(per_family),
                                 sum(r.pass_at_k for r in per_family) / len(per_family), k,
                                 sum(r.n_problems for r in per_family)))
-    return rows
+    records = [{"problem_id": p.id, "family": p.family, "split": p.split, "greedy_correct": bool(greedy[i]),
+                "pass_count": int(sampled[i]), "k": k} for i, p in enumerate(problems)]
+    return rows, records
 
 
 def task_report(model, tokenizer, *, task: Task | str | None = None, n_problems: int = 32, n_samples: int = 8,

@@ -5,6 +5,7 @@
       status.json            {"state": running|finished|failed|interrupted, "step", "total", "error", ...}
       metrics.jsonl          one JSON row per step
       eval.jsonl             one JSON row per (evaluation step, family, split)
+      eval_problems/part-*.parquet per evaluation step and problem: greedy_correct, pass_count of k (paired stats)
       instances/part-*.parquet     per problem and step: p_auto, p_guided, weight, kl_mean, target
       token_shifts/part-*.parquet  per probe token at probe steps: kl, probabilities, top-k lists
       checkpoints/step-NNNNNN/     save_pretrained safetensors + tokenizer (+ trainer state to resume)
@@ -35,7 +36,8 @@ STATES = ("running", "finished", "failed", "interrupted")
 MARKER = ".sgpo-lab-run"
 LOCK = ".lock"
 # what --overwrite removes: the entries the lab writes into a run directory, and nothing else
-LAB_ENTRIES = ("config.yaml", "status.json", "metrics.jsonl", "eval.jsonl", "instances", "token_shifts",
+LAB_ENTRIES = ("config.yaml", "status.json", "metrics.jsonl", "eval.jsonl", "eval_problems", "instances",
+               "token_shifts",
                "checkpoints", "probes.json", "rollouts", MARKER)
 MAX_RUN_FILE_BYTES = {"config.yaml": 1_000_000, "status.json": 100_000}
 MAX_JSONL_BYTES = 200_000_000
@@ -222,7 +224,7 @@ class RunWriter:
 
     def __init__(self, root: str | Path):
         self.dir = Path(root)
-        for sub in ("instances", "token_shifts", "checkpoints"):
+        for sub in ("instances", "token_shifts", "eval_problems", "checkpoints"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         if not (self.dir / MARKER).exists():
             atomic_write_text(self.dir / MARKER, json.dumps({"written_by": "sgpo-lab", "created": time.time()}) + "\n")
@@ -260,7 +262,7 @@ class RunWriter:
                 keep = [r for r in read_jsonl(path) if _int(r.get("step"), -1) <= step
                         and not (name == "eval.jsonl" and r.get("step") == drop_eval_at)]
                 atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
-        for table in ("instances", "token_shifts"):
+        for table in ("instances", "token_shifts", "eval_problems"):
             for part in (self.dir / table).glob("part-*.parquet"):
                 if _int(part.stem.split("-")[-1], -1) > step:
                     part.unlink()
@@ -467,6 +469,11 @@ def load_instances(run: str | Path) -> pd.DataFrame:
     return _load_table(run, "instances")
 
 
+def load_eval_problems(run: str | Path) -> pd.DataFrame:
+    """Per (evaluation step, problem): family, split, greedy_correct, pass_count, k (empty for older runs)."""
+    return _load_table(run, "eval_problems")
+
+
 def load_token_shifts(run: str | Path) -> pd.DataFrame:
     """Per (step, probe problem, position): token, kl, p_guided, p_unguided, top-k lists."""
     return _load_table(run, "token_shifts")
@@ -528,7 +535,8 @@ def run_stamp(run: str | Path) -> tuple:
     run = Path(run)
     stamp = []
     for path in [run / "status.json", run / "config.yaml", run / "metrics.jsonl", run / "eval.jsonl",
-                 *sorted(run.glob("instances/part-*.parquet")), *sorted(run.glob("token_shifts/part-*.parquet"))]:
+                 *sorted(run.glob("instances/part-*.parquet")), *sorted(run.glob("token_shifts/part-*.parquet")),
+                 *sorted(run.glob("eval_problems/part-*.parquet"))]:
         try:
             st = path.stat()
         except OSError:

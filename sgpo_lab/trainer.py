@@ -9,7 +9,7 @@ One RL step (``Trainer.rl_step``) calls its phases in order; each is a method a 
     5. loss terms   student pi_theta on the autonomous rows (GRPO) and on the targets (distillation); teacher
                     pi_old(. | x, s, ~y_<t): the logits the guided rollouts were drawn from when they fit in memory,
                     else a no-grad forward on the targets only (a frozen teacher: its own forward)
-                    L = L_GRPO + mean_i w_i * mean_t clip(KL_t)      (``losses.objective``: or the convex mix)
+                    L = L_GRPO + mean_i w_i * mean_t clip(KL_t)      (or the convex mix, ``objective=convex``)
     6. update       one AdamW step (so pi_old = pi_theta at sampling time: old log-probs are the detached
                     current ones, and the importance ratio starts at 1)
     then log        metrics.jsonl, instances, eval.jsonl, token_shifts, checkpoints (runs.RunWriter)
@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from sgpo_lab import losses as L
 from sgpo_lab.cards import load_cards
 from sgpo_lab.config import TrainConfig
-from sgpo_lab.evaluate import card_of, evaluate
+from sgpo_lab.evaluate import card_of, evaluate_problems
 from sgpo_lab.models import load_model
 from sgpo_lab.prompts import Prompter
 from sgpo_lab.rollout import Rollouts, completion_logits, encode_prompts, end_ids, sample
@@ -455,7 +455,7 @@ class Trainer:
     def loss_terms(self, rows: StepRows, sampled: Sampled, rl: RLRows, targets: Targets) -> Terms:
         """5. The student's logits on the RL rows and the targets, the teacher's on the targets, and the loss.
 
-        L = L_GRPO + mean_i w_i L_KD,i   (convex: mean_i (1 - w_i) L_GRPO,i + w_i L_KD,i; ``losses.objective``).
+        L = L_GRPO + mean_i w_i L_KD,i   (convex: mean_i (1 - w_i) L_GRPO,i + w_i L_KD,i).
         Rows go through in micro-batches under the logits budget; with more than one, each micro-batch's share
         of the loss is backpropagated at once (gradient accumulation) and only its value is kept.
         """
@@ -703,9 +703,11 @@ class Trainer:
     # ---------------------------------------------------------------------------- eval and probes
 
     def _evaluate(self, step: int) -> None:
-        rows = evaluate(self.model, self.tokenizer, self.eval_set, k=self.cfg.eval_k,
-                        generator=step_generator(self.cfg.seed, step, salt=7), task=self.task,
-                        prompter=self.prompter, cards=self.cards, max_new_tokens=self.cfg.eval_max_new_tokens)
+        rows, records = evaluate_problems(self.model, self.tokenizer, self.eval_set, k=self.cfg.eval_k,
+                                          generator=step_generator(self.cfg.seed, step, salt=7), task=self.task,
+                                          prompter=self.prompter, cards=self.cards,
+                                          max_new_tokens=self.cfg.eval_max_new_tokens)
+        self.writer.table_part("eval_problems", step, [{"step": step, **r} for r in records])
         self.writer.append("eval.jsonl", [{"step": step, **vars(r)} for r in rows])
 
     def _probe(self, step: int) -> None:

@@ -1,49 +1,14 @@
-"""The few statistics the figures need: a mean with a t confidence interval, and EMA smoothing.
-
-No scipy: the t quantile is exact for 1 and 2 degrees of freedom and a four-term Cornish-Fisher
-expansion above (within 1% of the tables from 3 degrees of freedom up). Pure numpy/pandas.
-"""
+"""The few statistics the figures need: EMA smoothing here, and a mean with a t confidence interval from
+``sgpo_lab.stats`` (the one home of the lab's statistics)."""
 
 from __future__ import annotations
-
-import math
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
+from sgpo_lab.stats import mean_ci, t_quantile
 
-def t_quantile(p: float, df: int) -> float:
-    """The ``p`` quantile of Student's t with ``df`` degrees of freedom (e.g. p=0.975 for a 95% interval)."""
-    if not 0 < p < 1:
-        raise ValueError(f"p must be in (0, 1), got {p}")
-    if df < 1:
-        raise ValueError(f"df must be >= 1, got {df}")
-    if df == 1:  # Cauchy
-        return math.tan(math.pi * (p - 0.5))
-    if df == 2:
-        return (2 * p - 1) / math.sqrt(2 * p * (1 - p))
-    z = NormalDist().inv_cdf(p)
-    n = float(df)
-    return (z + (z**3 + z) / (4 * n) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * n**2)
-            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * n**3)
-            + (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / (92160 * n**4))
-
-
-def mean_ci(values, level: float = 0.95) -> tuple[float, float, int]:
-    """``(mean, half_width, n)`` of the finite values: mean ± t_{(1+level)/2, n-1} * s / sqrt(n).
-
-    ``s`` is the sample std (Bessel, n - 1). The half width is NaN for fewer than two values.
-    """
-    x = np.asarray(pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce"), dtype=float)
-    x = x[np.isfinite(x)]
-    n = len(x)
-    if n == 0:
-        return math.nan, math.nan, 0
-    if n == 1:
-        return float(x[0]), math.nan, 1
-    half = t_quantile((1 + level) / 2, n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
-    return float(x.mean()), half, n
+__all__ = ["ema", "ema_by", "mean_ci", "t_quantile"]
 
 
 def ema_by(values, keys, smooth: float) -> np.ndarray:

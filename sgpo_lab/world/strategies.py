@@ -10,7 +10,7 @@ stripped:
 Extraction mimics the paper (docs/design.md, "Strategy cards"): a batch of the strong solver's terse responses is
 read, the method each used is recognised from the shape of its formula, and candidate cards are
 written for the methods found: a full card and a brief card (no key steps) per method, plus a
-generic card. ``rank_candidates`` (in ``sgpo_lab.world.ranking``) orders them by a measured
+generic card. ``sgpo_lab.strategies.rank_candidates`` orders them by a measured
 criterion, the base model's guided pass rate on held-out problems.
 """
 
