@@ -1,0 +1,270 @@
+"""Sweeps: methods x seeds (x sizes) as a resumable pool of training runs, and their summary.
+
+``sgpo-lab compare --preset main --seeds 10 --jobs 2 --out sweeps/main`` writes one run directory per
+(variant, seed) under ``--out`` with the lab's own ``sgpo-lab train``, ``--jobs`` at a time (one torch thread
+each), then ``summary.parquet`` (one row per run, split and family at the final step; per-problem results stay in
+each run's ``eval_problems``) and ``summary.md`` (mean ± 95% t interval per variant, and the paired difference
+to the preset's reference with its interval, p-value and minimum detectable difference, ``sgpo_lab.stats``).
+
+Resumable: a finished run is kept, an unfinished one continues with ``--resume`` (from its last checkpoint,
+or from step 0), so an interrupted or crashed sweep picks up where it stopped. This file knows the CLI's
+commands and run directories, not models.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sgpo_lab import runs as R
+from sgpo_lab.stats import mean_ci, paired
+
+# what every full preset shares: the default run on `small`, evaluated on the full ID and OOD splits
+FULL = {"model": "small", "steps": 60, "eval_problems": 64}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One arm of a sweep: a method preset and the fields it changes."""
+
+    name: str
+    method: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    variants: tuple[Variant, ...]
+    seeds: int  # the default number of seeds
+    reference: str  # the variant every other is compared with
+    common: dict[str, Any] = field(default_factory=dict)
+
+
+def _v(name: str, method: str | None = None, **fields: Any) -> Variant:
+    return Variant(name, method or name, fields)
+
+
+ABLATIONS = ("sgpo_rkl", "sgpo_nll", "sgpo_const_w", "sgpo_no_clip", "sgpo_random_target", "sgpo_no_constraints",
+             "sgpo_no_grpo", "sgpo_no_distill")
+PRESETS: dict[str, Preset] = {p.name: p for p in (
+    Preset("quick", "grpo vs sgpo on tiny, a few minutes: for classrooms and CI",
+           (_v("grpo"), _v("sgpo")), 2, "grpo",
+           {"model": "tiny", "steps": 8, "eval_problems": 8, "eval_every": 0, "probe_problems": 1,
+            "problems_per_step": 4, "checkpoint_every": 0}),
+    Preset("main", "the paper's main comparison: sft, grpo, sft_grpo, luffy, sgpo",
+           tuple(_v(m) for m in ("sgpo", "sft", "grpo", "sft_grpo", "luffy")), 10, "sgpo", FULL),
+    Preset("ablations", "the paper's eight ablations beside sgpo",
+           tuple(_v(m) for m in ("sgpo", *ABLATIONS)), 5, "sgpo", FULL),
+    Preset("constraints", "the KL clip readings (hard, scale, none, pointwise) with live and frozen teachers",
+           tuple(_v(f"sgpo-{clip}-{teacher}", "sgpo", kl_clip=clip, teacher=teacher)
+                 for teacher in ("live", "frozen") for clip in ("hard", "scale", "none", "pointwise")),
+           5, "sgpo-hard-live", FULL),
+    Preset("teacher", "sgpo with the live teacher (the paper) vs a frozen copy of the start",
+           (_v("sgpo-live", "sgpo", teacher="live"), _v("sgpo-frozen", "sgpo", teacher="frozen")), 5, "sgpo-live",
+           FULL),
+    Preset("scaling", "tiny, small, medium: grpo and sgpo (the base model is every run's step-0 evaluation)",
+           tuple(_v(f"{size}-{m}", m, model=size) for size in ("tiny", "small", "medium") for m in ("grpo", "sgpo")),
+           5, "small-sgpo", {"steps": 60, "eval_problems": 64}),
+)}
+MAX_SEEDS = 100
+MAX_JOBS = 8
+
+
+class SweepError(ValueError):
+    """A sweep that cannot run as asked."""
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str  # the run directory's name: <variant>-s<seed>
+    variant: Variant
+    seed: int
+
+    def command(self, out: Path, common: dict[str, Any], *, resume: bool) -> list[str]:
+        fields = {**common, **self.variant.fields}
+        cmd = [sys.executable, "-m", "sgpo_lab.cli", "train", "--out", str(out / self.name)]
+        if resume:
+            return [*cmd, "--resume"]
+        cmd += ["--method", self.variant.method, "--seed", str(self.seed)]
+        for key, value in fields.items():
+            cmd += ["--set", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
+        return cmd
+
+
+def plan(preset: str, seeds: int | None = None, *, overrides: dict[str, Any] | None = None
+         ) -> tuple[Preset, list[Job], dict[str, Any]]:
+    """The preset, its (variant, seed) jobs, and the fields every run gets."""
+    if preset not in PRESETS:
+        raise SweepError(f"unknown preset {preset!r}; expected one of: {', '.join(PRESETS)}")
+    p = PRESETS[preset]
+    n = p.seeds if seeds is None else seeds
+    if not 1 <= n <= MAX_SEEDS:
+        raise SweepError(f"--seeds must be from 1 to {MAX_SEEDS}, got {n}")
+    jobs = [Job(f"{v.name}-s{s}", v, s) for s in range(n) for v in p.variants]
+    return p, jobs, {**p.common, **(overrides or {})}
+
+
+def run_sweep(preset: str, out: str | Path, *, seeds: int | None = None, jobs: int = 2,
+              overrides: dict[str, Any] | None = None, keep_checkpoints: bool = False, progress: bool = True
+              ) -> pd.DataFrame:
+    """Run (or continue) a sweep into ``out``; returns its summary frame (also written beside the runs)."""
+    p, todo, common = plan(preset, seeds, overrides=overrides)
+    if not 1 <= jobs <= MAX_JOBS:
+        raise SweepError(f"--jobs must be from 1 to {MAX_JOBS}, got {jobs}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ".logs").mkdir(exist_ok=True)
+    sweep_file = out / "sweep.json"
+    record = json.loads(sweep_file.read_text()) if sweep_file.is_file() else {}
+    if record and record.get("preset") != preset:
+        raise SweepError(f"{str(out)!r} holds a sweep of preset {record.get('preset')!r}; expected a new folder "
+                         f"for preset {preset!r}")
+    record = {"preset": preset, "seeds": seeds or p.seeds, "jobs": jobs, "common": common,
+              "command": " ".join(["sgpo-lab", *sys.argv[1:]]) if sys.argv[1:2] == ["compare"] else None,
+              "run_seconds": record.get("run_seconds", {})}
+    R.atomic_write_text(sweep_file, json.dumps(record, indent=2))
+    pending = [j for j in todo if R.read_status(out / j.name).get("state") != "finished"]
+    start = time.perf_counter()
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(todo), initial=len(todo) - len(pending), desc=f"compare {preset}", disable=not progress)
+    running: dict[str, tuple[subprocess.Popen, float, Any]] = {}
+    failures: list[str] = []
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                job = pending.pop(0)
+                resume = (out / job.name / R.MARKER).is_file()
+                log = open(out / ".logs" / f"{job.name}.log", "a")  # closed when the job ends
+                proc = subprocess.Popen(job.command(out, common, resume=resume), stdout=log,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+                running[job.name] = (proc, time.perf_counter(), log)
+            time.sleep(0.2)
+            for name, (proc, t0, log) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                log.close()
+                del running[name]
+                bar.update(1)
+                if proc.returncode != 0:
+                    failures.append(name)
+                    continue
+                record["run_seconds"][name] = round(time.perf_counter() - t0, 1)
+                if not keep_checkpoints:
+                    shutil.rmtree(out / name / "checkpoints", ignore_errors=True)
+                    (out / name / "checkpoints").mkdir(exist_ok=True)
+                R.atomic_write_text(sweep_file, json.dumps(record, indent=2))
+    except KeyboardInterrupt:
+        for proc, _, _log in running.values():  # each run checkpoints what it has and says "interrupted"
+            proc.send_signal(signal.SIGINT)
+        for proc, _, log in running.values():
+            proc.wait(timeout=120)
+            log.close()
+        raise
+    finally:
+        bar.close()
+    record["wall_seconds"] = round(time.perf_counter() - start, 1)
+    R.atomic_write_text(sweep_file, json.dumps(record, indent=2))
+    if failures:
+        raise SweepError(f"{len(failures)} run(s) failed: {', '.join(failures[:5])}; see {out / '.logs'} and run "
+                         "the same command again to continue")
+    return write_summary(out, p)
+
+
+# ------------------------------------------------------------------------------------------ summary
+
+
+def summarize(out: str | Path, preset: Preset | None = None) -> pd.DataFrame:
+    """One row per run, split and family at the run's final evaluation: accuracy and pass@k."""
+    out = Path(out)
+    if preset is None:
+        record = json.loads((out / "sweep.json").read_text())
+        preset = PRESETS[record["preset"]]
+    names = {v.name for v in preset.variants}
+    rows = []
+    for run in sorted(p for p in out.iterdir() if p.is_dir() and (p / R.MARKER).is_file()):
+        variant, _, seed = run.name.rpartition("-s")
+        if variant not in names or not seed.isdigit():
+            continue
+        ev = R.load_eval(run)
+        if ev.empty:
+            continue
+        final = int(ev["step"].max())
+        for r in ev[ev["step"] == final].to_dict("records"):
+            rows.append({"variant": variant, "seed": int(seed), "step": final, "split": r["split"],
+                         "family": r["family"], "accuracy": r["accuracy"], "pass_at_k": r["pass_at_k"],
+                         "k": r.get("k"), "n_problems": r.get("n_problems")})
+        base = ev[ev["step"] == int(ev["step"].min())]
+        for r in base.to_dict("records"):
+            rows.append({"variant": f"{variant}@base", "seed": int(seed), "step": int(r["step"]),
+                         "split": r["split"], "family": r["family"], "accuracy": r["accuracy"],
+                         "pass_at_k": r["pass_at_k"], "k": r.get("k"), "n_problems": r.get("n_problems")})
+    return pd.DataFrame(rows)
+
+
+def compare_table(summary: pd.DataFrame, reference: str, *, metric: str = "accuracy", split: str = "id",
+                  family: str = "all") -> pd.DataFrame:
+    """Per variant: mean ± 95% CI over seeds, and the paired difference to ``reference`` (CI, p, MDD)."""
+    part = summary[(summary["split"] == split) & (summary["family"] == family)
+                   & ~summary["variant"].str.endswith("@base")]
+    by_variant = {v: dict(zip(g["seed"], g[metric])) for v, g in part.groupby("variant", sort=False)}
+    ref = by_variant.get(reference, {})
+    rows = []
+    for variant, values in by_variant.items():
+        mean, half, n = mean_ci(list(values.values()))
+        row = {"variant": variant, "seeds": n, "mean": mean, "ci95": half}
+        if variant != reference and ref:
+            cmp = paired(values, ref)
+            row.update({"diff_vs_ref": cmp.diff, "diff_ci95": cmp.half_width, "p": cmp.p, "mdd": cmp.mdd})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x != x else f"{100 * x:.1f}"
+
+
+def write_summary(out: str | Path, preset: Preset) -> pd.DataFrame:
+    """summary.parquet and summary.md of a sweep folder."""
+    out = Path(out)
+    summary = summarize(out, preset)
+    R.atomic_write_parquet(out / "summary.parquet", summary)
+    record = json.loads((out / "sweep.json").read_text()) if (out / "sweep.json").is_file() else {}
+    lines = [f"# Sweep `{preset.name}`: {preset.description}", ""]
+    if record.get("command"):
+        lines += [f"Made with `{record['command']}`.", ""]
+    secs = list(record.get("run_seconds", {}).values())
+    if secs:
+        lines += [f"Runs: {len(secs)}, {sum(secs) / len(secs):.0f} s each on average (one torch thread, "
+                  f"{record.get('jobs')} side by side); wall time of the last invocation: "
+                  f"{record.get('wall_seconds', float('nan')):.0f} s.", ""]
+    splits = [s for s in ("id", "ood") if s in set(summary.get("split", []))]
+    for split in splits:
+        for metric, label in (("accuracy", "greedy accuracy"), ("pass_at_k", "pass@k")):
+            table = compare_table(summary, preset.reference, metric=metric, split=split)
+            lines += [f"## {split.upper()} {label} (%, mean ± 95% CI over seeds; difference to "
+                      f"`{preset.reference}`, paired by seed on the same problems)", "",
+                      "| variant | seeds | mean | ± | diff | ± | p | min. detectable diff |",
+                      "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+            for r in table.to_dict("records"):
+                cells = [r["variant"], str(r["seeds"]), _pct(r["mean"]), _pct(r["ci95"]), "", "", "", ""]
+                if r.get("diff_vs_ref") == r.get("diff_vs_ref") and "diff_vs_ref" in r:
+                    p_value = "n/a" if r["p"] != r["p"] else f"{r['p']:.3f}"
+                    cells[4:] = [f"{100 * r['diff_vs_ref']:+.1f}", _pct(r["diff_ci95"]), p_value, _pct(r["mdd"])]
+                lines.append("| " + " | ".join(cells) + " |")
+            lines.append("")
+    R.atomic_write_text(out / "summary.md", "\n".join(lines))
+    return summary

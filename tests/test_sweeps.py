@@ -1,0 +1,90 @@
+"""Sweeps and their statistics: the quick preset end to end (and resumed), paired statistics by hand."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from sgpo_lab import runs as R
+from sgpo_lab.stats import mean_ci, paired, t_quantile, t_two_sided_p, verdict
+from sgpo_lab.sweeps import PRESETS, SweepError, compare_table, plan, run_sweep
+
+
+def test_t_distribution_against_tables():
+    assert abs(t_quantile(0.975, 9) - 2.262) < 2e-3 and abs(t_quantile(0.975, 2) - 4.303) < 2e-3
+    assert abs(t_two_sided_p(2.262, 9) - 0.05) < 1e-3
+    assert abs(t_two_sided_p(1.0, 1) - 0.5) < 1e-9  # Cauchy: P(|T| > 1) = 1/2
+    assert abs(t_two_sided_p(0.0, 5) - 1.0) < 1e-12
+
+
+def test_paired_difference_by_hand():
+    a = {0: 0.50, 1: 0.60, 2: 0.55, 3: 0.70, 9: 0.9}  # seed 9 has no partner: left out
+    ref = {0: 0.40, 1: 0.45, 2: 0.50, 3: 0.52}
+    d = [0.10, 0.15, 0.05, 0.18]
+    mean = sum(d) / 4
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / 3)
+    se = sd / 2
+    got = paired(a, ref)
+    assert got.n == 4 and abs(got.diff - mean) < 1e-12
+    assert abs(got.half_width - t_quantile(0.975, 3) * se) < 1e-12
+    assert abs(got.p - t_two_sided_p(mean / se, 3)) < 1e-12 and got.p < 0.05
+    assert abs(got.mdd - (t_quantile(0.975, 3) + t_quantile(0.8, 3)) * se) < 1e-12
+    assert verdict(got) == "reproduced" and verdict(got, expect="lower") == "not reproduced"
+    assert verdict(paired({0: 0.5, 1: 0.4}, {0: 0.4, 1: 0.5})) == "mixed"
+    assert mean_ci([1.0])[2] == 1 and math.isnan(mean_ci([1.0])[1])
+
+
+def test_compare_table_pairs_by_seed():
+    rows = [{"variant": v, "seed": s, "split": "id", "family": "all", "accuracy": acc}
+            for v, accs in {"ref": [0.1, 0.2, 0.3], "new": [0.2, 0.25, 0.5]}.items() for s, acc in enumerate(accs)]
+    table = compare_table(pd.DataFrame(rows), "ref").set_index("variant")
+    assert abs(table.loc["new", "diff_vs_ref"] - (0.1 + 0.05 + 0.2) / 3) < 1e-12
+    assert math.isnan(table.loc["ref"].get("diff_vs_ref", math.nan))
+
+
+def test_bad_sweep_requests_are_one_line_errors(tmp_path):
+    with pytest.raises(SweepError, match="unknown preset 'nope'"):
+        plan("nope")
+    with pytest.raises(SweepError, match="--seeds must be from 1"):
+        plan("main", 0)
+    with pytest.raises(SweepError, match="--jobs must be from 1"):
+        run_sweep("quick", tmp_path, jobs=0)
+    assert {"quick", "main", "ablations", "constraints", "teacher", "scaling"} <= set(PRESETS)
+    assert [v.name for v in PRESETS["main"].variants] == ["sgpo", "sft", "grpo", "sft_grpo", "luffy"]
+
+
+def test_quick_sweep_writes_a_summary_and_resumes(tmp_path):
+    out = tmp_path / "sweep"
+    micro = {"steps": 2, "eval_problems": 2, "group_size": 2, "guided_size": 2, "max_new_tokens": 8,
+             "problems_per_step": 2, "families": ["sum"]}
+    summary = run_sweep("quick", out, seeds=2, jobs=2, overrides=micro, progress=False)
+    names = {f"{v}-s{s}" for v in ("grpo", "sgpo") for s in (0, 1)}
+    assert {p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")} == names
+    assert set(summary["variant"]) == {"grpo", "sgpo", "grpo@base", "sgpo@base"}
+    final = summary[~summary["variant"].str.endswith("@base")]
+    assert set(final["step"]) == {2} and set(final["split"]) == {"id", "ood"}
+    text = (out / "summary.md").read_text()
+    assert "| sgpo | 2 |" in text and "difference to `grpo`" in text
+    assert pd.read_parquet(out / "summary.parquet").shape == summary.shape
+    assert not R.load_eval_problems(out / "sgpo-s0").empty
+
+    # an interrupted run (as a Ctrl-C leaves it) is continued; finished runs are left alone
+    done = (out / "grpo-s0" / "metrics.jsonl").stat().st_mtime_ns
+    rows = R.read_jsonl(out / "sgpo-s1" / "metrics.jsonl")[:1]
+    (out / "sgpo-s1" / "metrics.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    R.RunWriter(out / "sgpo-s1").status("interrupted", step=1, total=2)
+    again = run_sweep("quick", out, seeds=2, jobs=2, overrides=micro, progress=False)
+    assert R.read_status(out / "sgpo-s1")["state"] == "finished"
+    assert [r["step"] for r in R.read_jsonl(out / "sgpo-s1" / "metrics.jsonl")] == [1, 2]
+    assert (out / "grpo-s0" / "metrics.jsonl").stat().st_mtime_ns == done
+    assert again.shape == summary.shape
+
+
+def test_compare_cli_refuses_a_folder_of_another_preset(tmp_path):
+    (tmp_path / "sweep.json").write_text(json.dumps({"preset": "main"}))
+    result = subprocess.run([sys.executable, "-m", "sgpo_lab.cli", "compare", "--preset", "quick", "--out",
+                             str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "holds a sweep of preset 'main'" in result.stderr
