@@ -232,6 +232,20 @@ def compare(
 
 
 @app.command()
+def claims(
+    from_: Path = typer.Option(..., "--from", help="folder of sweeps (main/, ablations/, constraints/, ...)"),
+    out: Path = typer.Option(Path("reports"), help="where claims.md and claims.json go"),
+) -> None:
+    """Measure each claim of the paper from sweep summaries; write reports/claims.md with verdicts."""
+    from sgpo_lab.claims import write_claims
+
+    results = write_claims(from_, out)
+    for key, r in results.items():
+        typer.echo(f"({key}) {r['verdict']:15s} {r['title']}")
+    typer.echo(f"report: {out / 'claims.md'}")
+
+
+@app.command()
 def methods() -> None:
     """List the methods and ablation presets."""
     from sgpo_lab.config import METHOD_HELP

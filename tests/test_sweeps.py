@@ -88,3 +88,32 @@ def test_compare_cli_refuses_a_folder_of_another_preset(tmp_path):
     result = subprocess.run([sys.executable, "-m", "sgpo_lab.cli", "compare", "--preset", "quick", "--out",
                              str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "holds a sweep of preset 'main'" in result.stderr
+
+
+def _synthetic(folder, variants: dict, preset: str):
+    """A summary.parquet of made-up per-seed accuracies: {variant: [acc per seed]} (same for id and ood)."""
+    rows = [{"variant": v, "seed": s, "step": 60, "split": split, "family": "all", "accuracy": acc,
+             "pass_at_k": acc} for v, accs in variants.items() for s, acc in enumerate(accs) for split in ("id", "ood")]
+    (folder / preset).mkdir(parents=True)
+    pd.DataFrame(rows).to_parquet(folder / preset / "summary.parquet")
+
+
+def test_claims_verdicts_follow_the_intervals(tmp_path):
+    from sgpo_lab.claims import write_claims
+
+    sweeps = tmp_path / "sweeps"
+    clearly_better = [0.50, 0.52, 0.55, 0.51, 0.53]
+    _synthetic(sweeps, {"sgpo": clearly_better, "sft": [0.1] * 4 + [0.12], "grpo": [0.30, 0.31, 0.33, 0.29, 0.32],
+                        "sft_grpo": [0.2, 0.21, 0.22, 0.2, 0.19], "luffy": [0.3, 0.32, 0.3, 0.31, 0.33]}, "main")
+    _synthetic(sweeps, {"sgpo": clearly_better, "sgpo_nll": [0.6, 0.62, 0.65, 0.61, 0.63],  # NLL better: not
+                        "sgpo_rkl": [0.40, 0.60, 0.45, 0.62, 0.50],  # straddles: mixed
+                        "sgpo_no_constraints": [0.5, 0.52, 0.55, 0.51, 0.53]}, "ablations")
+    results = write_claims(sweeps, tmp_path / "reports")
+    assert results["a"]["verdict"] == "reproduced"
+    assert results["b"]["verdict"] == "not reproduced"
+    assert results["c"]["verdict"] == "mixed"
+    assert results["g"]["verdict"] == "not measured"
+    text = (tmp_path / "reports" / "claims.md").read_text()
+    assert "| (a) SGPO beats SFT, GRPO, SFT->GRPO and LUFFY (ID and OOD) | reproduced |" in text
+    assert "sgpo-lab compare --preset scaling" in text
+    assert json.loads((tmp_path / "reports" / "claims.json").read_text())["b"]["verdict"] == "not reproduced"
