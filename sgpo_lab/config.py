@@ -86,7 +86,8 @@ class TrainConfig(BaseModel):
 
     # logging
     eval_every: int = Field(20, ge=0, description="evaluate every N steps (0: only at start and end)")
-    eval_problems: int = Field(16, ge=1, le=100_000, description="evaluation problems per family and split")
+    eval_problems: int = Field(64, ge=1, le=100_000, description="evaluation problems per family and split (64: the "
+                               "world's full ID split, and as many OOD problems)")
     eval_k: int = Field(4, ge=1, le=1024, description="k of pass@k")
     eval_max_new_tokens: int = Field(144, ge=1, le=32_768, description="longest completion sampled in evaluation")
     probe_every: int = Field(20, ge=0, description="record token shifts of the probe set every N steps")
