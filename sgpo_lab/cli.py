@@ -168,11 +168,19 @@ def train(
     resume: bool = typer.Option(False, help="continue an interrupted run from its last checkpoint"),
     overwrite: bool = typer.Option(False, help="replace an existing run directory"),
     set_: list[str] = typer.Option([], "--set", help="any config field, e.g. --set kl_delta=0.5 (repeatable)"),
+    engine: str = typer.Option("lab", help="lab: the lab's trainer; trl: TRL's GRPOTrainer (accelerate, DeepSpeed, "
+                               "vLLM; pip install -e '.[trl]'), TRL's own fields under 'trl:' in --config"),
 ) -> None:
     """Train a method on a task (the Strategy World by default) and write a run directory (watch it in the app)."""
     from sgpo_lab.config import load_config_file, make_config, parse_field_values
-    from sgpo_lab.trainer import train as run_train
 
+    if engine not in ("lab", "trl"):
+        fail(f"unknown engine {engine!r}; expected lab or trl")
+    if engine == "trl":  # one line on stderr when TRL is missing or of another release
+        from sgpo_lab.trl import load_config_file, trl_section
+        from sgpo_lab.trl import train as run_train
+    else:
+        from sgpo_lab.trainer import train as run_train
     fields = parse_field_values(set_)
     if "method" in fields:
         set_method = fields.pop("method")
@@ -204,10 +212,12 @@ def train(
         cfg = load_config_file(config, method=method if method != "sgpo" else None, **fields)
     else:
         cfg = make_config(method, **fields)
+    extra = {"trl_fields": trl_section(config) if config is not None else {}} if engine == "trl" else {}
     try:
-        status = run_train(cfg, out, resume=resume, overwrite=overwrite)
+        status = run_train(cfg, out, resume=resume, overwrite=overwrite, **extra)
     except KeyboardInterrupt:
-        fail(f"interrupted; continue with: sgpo-lab train --out {out} --resume", code=130)
+        fail(f"interrupted; continue with: sgpo-lab train --out {out} --resume"
+             f"{' --engine trl' if engine == 'trl' else ''}", code=130)
     typer.echo(f"{cfg.method}: {status['state']} at step {status['step']}/{status['total']} -> {out}")
 
 
@@ -429,6 +439,29 @@ def bench_run(
                 for column, label in (("accuracy", "greedy"), ("pass_at_k", "pass@k")) for step in (first, last)}}
             for split in ("id", "ood") for family in [*ev["family"].unique(), "average"]]
     typer.echo(_table(rows, list(rows[0])))
+
+
+@bench_app.command("engines")
+def bench_engines_cmd(
+    model: str = typer.Option("small", help="size name or model dir"),
+    problems: int = typer.Option(8, help="problems per step"),
+    group: int = typer.Option(8, help="G: autonomous rollouts per problem"),
+    guided: int = typer.Option(4, help="H: guided rollouts per problem (SGPO)"),
+    steps: int = typer.Option(8, help="timed steps per block, engine and method (after one warm-up step)"),
+    blocks: int = typer.Option(2, help="blocks (seed, seed + 1, ...): step times vary with what is sampled"),
+    threads: int = typer.Option(1, help="torch threads"),
+    seed: int = typer.Option(0, help="first seed"),
+    max_new_tokens: int | None = typer.Option(None, help="longest completion (default: the methods' 96)"),
+) -> None:
+    """The same GRPO and SGPO steps on the lab's engine and on TRL, interleaved in one process: median step times,
+    ratios and where each engine's time goes (needs the trl extra)."""
+    from sgpo_lab.trl import bench_engines
+
+    for name, value, most in (("problems", problems, 256), ("group", group, 64), ("guided", guided, 64),
+                              ("steps", steps, 100), ("blocks", blocks, 20), ("threads", threads, 256)):
+        _positive(name, value, most)
+    bench_engines(model=model, problems=problems, group=group, guided=guided, steps=steps, blocks=blocks,
+                  threads=threads, seed=seed, max_new_tokens=max_new_tokens, echo=typer.echo)
 
 
 def _every_answer_right(spec: str):
