@@ -15,10 +15,13 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -69,10 +72,40 @@ def runs_root() -> str:
 
 
 def is_demo_root(root: str | Path) -> bool:
+    if "\x00" in str(root):
+        return False
     try:
         return Path(root).expanduser().resolve() == DEMO_ROOT.resolve()
-    except OSError:
+    except (OSError, ValueError, RuntimeError):
         return False
+
+
+MAX_ROOT_CHARS = 4096
+
+
+def root_problem(root: str | Path) -> str | None:
+    """Why ``root`` cannot serve as the runs root (one line), or None: it must be an existing, readable folder.
+
+    Nothing is created: a folder that does not exist is refused, whatever the sidebar says.
+    """
+    text = str(root)
+    if "\x00" in text:
+        return "The runs root holds a NUL byte; expected the path of an existing folder"
+    if len(text) > MAX_ROOT_CHARS:
+        return f"The runs root is {len(text):,} characters long; expected a folder path of at most {MAX_ROOT_CHARS:,}"
+    shown = text if len(text) <= 100 else text[:99] + "…"
+    try:
+        path = Path(text).expanduser()
+        if not path.exists():
+            return f"The runs root {shown!r} does not exist; expected an existing folder of run directories"
+        if not path.is_dir():
+            return f"The runs root {shown!r} is not a folder; expected a folder of run directories"
+        with os.scandir(path) as entries:
+            next(entries, None)
+    except (OSError, RuntimeError, ValueError) as err:
+        why = getattr(err, "strerror", None) or one_line(err)
+        return f"The runs root {shown!r} cannot be read ({why}); expected a folder you can read"
+    return None
 
 
 def task_spec(config: dict) -> str:
@@ -81,18 +114,51 @@ def task_spec(config: dict) -> str:
     return spec.strip() if isinstance(spec, str) and spec.strip() else DEFAULT_TASK
 
 
+def _count(value, default=None) -> int | None:
+    """A whole number >= 0 from a run file's field (a bool, text, a negative or a fraction gives ``default``)."""
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and 0 <= value <= 10**12 else default
+
+
+def clip(value, limit: int = 300) -> str | None:
+    """A run file's message as one bounded line (None when there is none)."""
+    if _text(value) is None:
+        return None
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def step_total(status: dict) -> tuple[int, int]:
+    """(step, total) of a status.json for a progress bar: whole numbers, total at least 1 (bad values: 0 and 1)."""
+    return _count(status.get("step"), 0), max(1, _count(status.get("total"), 1))
+
+
 @st.cache_data(ttl=2, show_spinner=False)
 def _list_runs(root: str) -> pd.DataFrame:
     table = R.list_runs(root)
     if "task" not in table.columns:  # a library that does not list tasks: read them from config.yaml
-        return table.assign(task=[task_spec(R.read_config(p)) for p in table["path"]])
-    return table.assign(task=[t.strip() if isinstance(t, str) and t.strip() else DEFAULT_TASK for t in table["task"]])
+        table = table.assign(task=[task_spec(R.read_config(p)) for p in table["path"]])
+    # every cell well typed, whatever the run's files held (a seed of "abc", a step of -5, an error that is a dict)
+    return table.assign(
+        name=table["name"].astype(str), path=table["path"].astype(str),
+        method=[clip(m, 80) or "?" for m in table["method"]], state=[clip(s, 40) or "?" for s in table["state"]],
+        task=[t.strip() if isinstance(t, str) and t.strip() else DEFAULT_TASK for t in table["task"]],
+        seed=pd.Series([_count(v) for v in table["seed"]], index=table.index, dtype=object),
+        model=[clip(m, 200) for m in table["model"]], error=[clip(e) for e in table["error"]],
+        step=[_count(v, 0) for v in table["step"]],
+        total=pd.Series([_count(v) for v in table["total"]], index=table.index, dtype=object))
 
 
 def runs_table(root: str | None = None, *, quiet: bool = False) -> pd.DataFrame | None:
     """The runs under the root, or None after telling the user why there are none."""
     root = root or runs_root()
+    problem = root_problem(root)
     try:
+        if problem:
+            raise R.RunError(problem)
         table = _list_runs(root)
     except R.RunError as err:
         if not quiet:
@@ -100,7 +166,7 @@ def runs_table(root: str | None = None, *, quiet: bool = False) -> pd.DataFrame 
                 st.info("The shipped demo runs are not here yet (`demo_runs/`). Set a runs root in the sidebar "
                         "(a folder of run directories), or start a short run on the **Train** page.")
             else:
-                st.warning(f"{one_line(err)}. Choose an existing folder of run directories in the sidebar.")
+                st.warning(f"{one_line(err)}; set another runs root in the sidebar.")
         return None
     if table.empty:
         if not quiet:
@@ -113,12 +179,17 @@ def runs_table(root: str | None = None, *, quiet: bool = False) -> pd.DataFrame 
 def manifest(root: str | None = None) -> dict[str, dict]:
     """``<root>/MANIFEST.json`` (written by scripts/make_demo_runs.py: the command that made each run), or {}."""
     import json
+    import stat
 
     try:
-        body = json.loads((Path(root or runs_root()).expanduser() / "MANIFEST.json").read_text())
-    except (OSError, ValueError):
+        path = Path(root or runs_root()).expanduser() / "MANIFEST.json"
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > 1_000_000:  # a FIFO would hang the page
+            return {}
+        body = json.loads(path.read_text(errors="replace"))
+    except (OSError, ValueError, RecursionError):
         return {}
-    return body if isinstance(body, dict) else {}
+    return {str(k): v for k, v in body.items() if isinstance(v, dict)} if isinstance(body, dict) else {}
 
 
 def run_path(name: str, root: str | None = None) -> Path:
@@ -132,29 +203,149 @@ _LOADERS = {"metrics": R.load_metrics, "eval": R.load_eval, "instances": R.load_
             "token_shifts": R.load_token_shifts}
 
 
+@dataclass(frozen=True)
+class Table:
+    """What the views need of one run table: figure builders get only frames that hold these, well typed."""
+
+    what: str  # how messages name it
+    needed: tuple[str, ...]  # columns every view of it reads; a row without a usable value in one is skipped
+    keys: tuple[str, ...]  # whole numbers >= 0 (a step, a position)
+    texts: tuple[str, ...]  # text columns (other values become their text)
+    numbers: tuple[str, ...] | None  # number columns (None: every column but the texts)
+
+
+TABLES = {
+    "metrics": Table("metrics.jsonl", ("step",), ("step",), ("phase",), None),
+    "eval": Table("eval.jsonl", ("step", "family", "split", "accuracy"), ("step",), ("family", "split"),
+                  ("accuracy", "pass_at_k", "k", "n_problems")),
+    "instances": Table("instances table", ("step", "problem_id", "p_auto", "weight"), ("step",),
+                       ("problem_id", "family", "target_text", "card"), ("p_auto", "p_guided", "weight", "kl_mean",
+                                                                          "target")),
+    "token_shifts": Table("token_shifts table", ("step", "problem_id", "position", "token", "kl", "logp_change",
+                                                 "p_guided", "p_unguided"), ("step", "position"),
+                          ("problem_id", "family", "question", "card", "token"),
+                          ("kl", "logp_change", "p_guided", "p_unguided")),
+}
+MAX_KEY = 10**9  # a step or position past this is not one the trainer wrote
+
+
+def _text(value) -> str | None:
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def typed(kind: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+    """``frame`` with its numbers as floats (keys as ints) and its texts as str, and what was wrong (one line).
+
+    Numbers are coerced (``pd.to_numeric(errors="coerce")``; infinities count as bad); a row whose key or needed value
+    is not usable is dropped, a bad value elsewhere becomes NaN. A table that lacks a needed column is empty.
+    """
+    spec = TABLES[kind]
+    if frame.empty:
+        return frame, None
+    missing = sorted(set(spec.needed) - set(frame.columns))
+    if missing:
+        return pd.DataFrame(), (f"its {spec.what} lacks the column{'s' if len(missing) > 1 else ''} "
+                                f"{', '.join(missing)}; expected a table written by this version of the lab's trainer")
+    frame = frame.reset_index(drop=True)
+    drop = pd.Series(False, index=frame.index)
+    bad: dict[str, str] = {}
+    numbers = spec.numbers if spec.numbers is not None else [c for c in frame.columns if c not in spec.texts]
+    numbers = list(dict.fromkeys([*spec.keys, *numbers]))
+    for col in [c for c in numbers if c in frame.columns]:
+        raw = frame[col]
+        try:
+            num = pd.to_numeric(raw, errors="coerce").astype(float)
+        except (TypeError, ValueError):  # values pandas cannot even try (nested arrays)
+            num = pd.Series(np.nan, index=frame.index)
+        num = num.where(np.isfinite(num))
+        failed = num.isna() & raw.map(lambda v: _text(v) is not None)
+        if col in spec.keys:
+            failed |= num.isna() | (num < 0) | (num % 1 != 0) | (num > MAX_KEY)
+        if failed.any():
+            bad[col] = "a whole number ≥ 0" if col in spec.keys else "a number"
+        if col in spec.keys or col in spec.needed:
+            drop |= failed | num.isna()
+        frame[col] = num
+    for col in [c for c in spec.texts if c in frame.columns]:
+        frame[col] = frame[col].map(_text)
+        if col in spec.needed and frame[col].isna().any():
+            drop |= frame[col].isna()
+            bad[col] = "a value"
+    frame = frame.loc[~drop].copy()
+    for col in spec.keys:
+        frame[col] = frame[col].astype("int64")
+    frame = frame.reset_index(drop=True)
+    if not bad and not drop.any():
+        return frame, None
+    wanted = "; ".join(f"{col}: {what}" for col, what in list(bad.items())[:4]) or "every needed value"
+    note = (f"{int(drop.sum()):,} of the {len(drop):,} rows of its {spec.what} are skipped" if drop.any()
+            else f"some values of its {spec.what} are left out") + f" (expected {wanted})"
+    return frame, note
+
+
 @st.cache_data(show_spinner=False, max_entries=512)
-def _load(kind: str, path: str, stamp: tuple) -> pd.DataFrame:
-    return _LOADERS[kind](path)
+def _load(kind: str, path: str, stamp: tuple) -> tuple[pd.DataFrame, str | None]:
+    """``(frame, what was wrong)`` of one run's table: never raises, so one bad run cannot blank a page."""
+    try:
+        return typed(kind, _LOADERS[kind](path))
+    except Exception as err:  # whatever the files held: this run is reported, the others still show
+        return pd.DataFrame(), f"its {TABLES[kind].what} cannot be read ({type(err).__name__}: {one_line(err)[:160]})"
 
 
-def load(kind: str, path: str | Path) -> pd.DataFrame:
-    """One table of one run (metrics | eval | instances | token_shifts), cached until the run's files change."""
-    return _load(kind, str(path), R.run_stamp(path))
+def _stamp(path: str | Path) -> tuple:
+    try:
+        return R.run_stamp(path)
+    except (OSError, ValueError):
+        return ()
+
+
+def load(kind: str, path: str | Path, name: str | None = None, *, say=st.error) -> pd.DataFrame | None:
+    """One table of one run (metrics | eval | instances | token_shifts), typed, cached until the run's files change.
+
+    A table that cannot be used is None after ``say`` (``st.error``; None: silently) told why in one line; rows
+    skipped for bad values are a warning.
+    """
+    frame, note = _load(kind, str(path), _stamp(path))
+    if note and say is not None:
+        who = f"Run `{name or Path(path).name}`"
+        (say if frame.empty else st.warning)(f"{who}: {note}.")
+    return None if note and frame.empty else frame
 
 
 def run_keys(table: pd.DataFrame, names: list[str]) -> tuple:
-    """``(name, method, seed, path, stamp)`` of each chosen run: everything a multi-run view depends on."""
+    """``(name, method, seed, path, stamp)`` of each chosen run: everything a multi-run view depends on.
+
+    A run that cannot be found any more is left out with a one-line warning.
+    """
     rows = table.set_index("name")
     keys = []
     for name in names:
-        path = run_path(name)
-        keys.append((name, str(rows.loc[name, "method"]), rows.loc[name, "seed"], str(path), R.run_stamp(path)))
+        try:
+            path = run_path(name)
+        except R.RunError as err:
+            st.warning(f"Run `{name}` is left out: {one_line(err)}.")
+            continue
+        keys.append((name, str(rows.loc[name, "method"]), _count(rows.loc[name, "seed"]), str(path), _stamp(path)))
     return tuple(keys)
+
+
+def readable(kind: str, keys: tuple) -> tuple:
+    """The runs of ``keys`` whose ``kind`` table can be shown; each other one gets a one-line warning."""
+    kept = []
+    for key in keys:
+        frame, note = _load(kind, key[3], key[4])
+        if note:
+            st.warning(f"Run `{key[0]}`{' is left out' if frame.empty else ''}: {note}.")
+        if not (note and frame.empty):
+            kept.append(key)
+    return tuple(kept)
 
 
 def collect_keys(kind: str, keys: tuple) -> pd.DataFrame:
     """One table of several runs (``run_keys``) with ``run``, ``method``, ``seed`` columns, cached per run."""
-    frames = [_load(kind, path, stamp).assign(run=name, method=method, seed=seed)
+    frames = [_load(kind, path, stamp)[0].assign(run=name, method=method, seed=seed)
               for name, method, seed, path, stamp in keys]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -168,8 +359,9 @@ def eval_layout(keys: tuple) -> tuple[list[str], list[str]]:
 
 
 def collect(kind: str, table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
-    """One table of several runs with ``run``, ``method``, ``seed`` columns (as ``runs.collect_*``), cached per run."""
-    return collect_keys(kind, run_keys(table, names))
+    """One table of several runs with ``run``, ``method``, ``seed`` columns (as ``runs.collect_*``), cached per run;
+    a run whose table cannot be shown is left out with a one-line warning."""
+    return collect_keys(kind, readable(kind, run_keys(table, names)))
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -191,6 +383,22 @@ def is_empty(fig) -> bool:
 
 def run_config(name: str) -> dict:
     return R.read_config(run_path(name))
+
+
+def weight_settings(config: dict) -> dict:
+    """The weight formula's settings of a run's config, only the well-typed ones (the others take their defaults)."""
+    out = {}
+    for key in ("alpha0", "gamma", "alpha_max"):
+        value = config.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < float("inf"):
+            out[key] = float(value)
+    if out.get("gamma") == 0:
+        del out["gamma"]
+    if config.get("weight") in ("pass_gap", "linear", "constant"):
+        out["weight"] = config["weight"]
+    if isinstance(config.get("distill"), str):
+        out["distill"] = config["distill"]
+    return out
 
 
 # ------------------------------------------------------------------------------------- run pickers
@@ -290,6 +498,19 @@ def splits_of(evals: pd.DataFrame) -> list[str]:
 def state_badge(state: str) -> str:
     return {"running": "🟢 running", "finished": "✅ finished", "failed": "❌ failed", "crashed": "💥 crashed",
             "interrupted": "⏸ interrupted", "unreadable": "⚠️ unreadable"}.get(state, f"❔ {state}")
+
+
+# -------------------------------------------------------------------------------------------- launches
+
+MAX_LAUNCHED = 2  # runs the Train page keeps training at once, in this server (every session together)
+LAUNCHED: list = []  # the processes the Train page started (subprocess.Popen)
+LAUNCH_LOCK = threading.Lock()
+
+
+def launched_running() -> list:
+    """The processes the Train page started that still run (finished ones are forgotten)."""
+    LAUNCHED[:] = [p for p in LAUNCHED if p.poll() is None]
+    return list(LAUNCHED)
 
 
 # ------------------------------------------------------------------------------------------ models

@@ -478,7 +478,7 @@ def test_explore_typed_task_specs(gym_root, tiny_chat_model_dir):
     assert "Type a task spec" in texts(at.info)
     for spec, error in (("reasoning-gym:no_such_dataset", "unknown reasoning-gym dataset"),
                         ("os:abort", "standard-library module"), ("nonsense", "unknown task"),
-                        ("jsonl:" + "x" * 400, "jsonl:xxx")):  # the field keeps 300 characters
+                        ("jsonl:" + "x" * 400, "JSONL task file 'xxx")):  # the field keeps 300 characters
         ok(at.text_input(key="ex_task_spec").set_value(spec).run())
         assert error in texts(at.error) and len(at.error) == 1, (spec, texts(at.error))
     import common

@@ -6,8 +6,6 @@ import streamlit as st
 from sgpo_lab.viz import absorption_curve_figure, absorption_heatmap_figure, token_shift_figure
 from sgpo_lab.viz.tokens import VALUE_LABELS, default_vmax
 
-NEEDED = {"step", "problem_id", "position", "token", "kl", "logp_change", "p_guided", "p_unguided"}
-
 
 def main():
     st.title("Absorption")
@@ -17,15 +15,12 @@ def main():
     if table is None:
         return
     name = common.pick_run(table, "abs_run", reset=("abs_probe", "abs_step", "abs_compare"))
-    shifts = common.load("token_shifts", common.run_path(name))
+    shifts = common.load("token_shifts", common.run_path(name), name)
+    if shifts is None:
+        return
     if shifts.empty:
         st.info(f"Run `{name}` has no token shifts recorded (probe_every = 0, or its token_shifts files are "
                 "missing or unreadable).")
-        return
-    missing = sorted(NEEDED - set(shifts.columns))
-    if missing:
-        st.error(f"Run `{name}`'s token_shifts table lacks the columns {', '.join(missing)}; "
-                 "it was not written by this version of the lab's trainer.")
         return
     c1, c2 = st.columns([1, 3])
     value = c1.radio("Colour by", ["kl", "logp_change"], format_func=VALUE_LABELS.get, key="abs_value")

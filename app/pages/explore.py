@@ -101,7 +101,12 @@ def choose_model(table) -> tuple[str | None, str | None]:
         name = st.selectbox("Run", table["name"].tolist(), index=None, placeholder="choose a run", key="ex_run")
         if not name:
             return None, None
-        checkpoints = [str(p) for p in list_checkpoints(common.run_path(name))][::-1]
+        try:
+            checkpoints = [str(p) for p in list_checkpoints(common.run_path(name))][::-1]
+        except (OSError, ValueError) as err:  # a checkpoints folder the lab did not write (step-abc)
+            st.error(f"Run `{name}`'s checkpoints cannot be listed ({common.one_line(err)}); expected "
+                     "checkpoints/step-NNNNNN folders.")
+            return None, None
         if not checkpoints:
             st.warning(f"Run `{name}` has no complete checkpoint yet.")
             return None, None
@@ -150,11 +155,14 @@ def task_problem(task: Task) -> Pick | None:
     if family is None:
         st.warning(f"Task `{task.name}` has no problem types.")
         return None
+    if wanted and (why := id_problem(task, wanted)):
+        st.error(why)
+        return None
     try:
         if wanted:
-            problem = task.find(wanted[:MAX_ID])
+            problem = task.find(wanted)
             if problem is None:
-                st.error(f"`{wanted[:MAX_ID]}` is not a problem id of `{task.name}`; expected e.g. "
+                st.error(f"`{wanted}` is not a problem id of `{task.name}`; expected e.g. "
                          f"`{family}-{split}-0003`.")
                 return None
         else:
@@ -184,6 +192,30 @@ def task_problem(task: Task) -> Pick | None:
     return Pick(problem.question, problem.answer, task.card(problem) or None, problem.family, problem)
 
 
+def made_on_demand(task: Task) -> bool:
+    """Whether the task makes its problems when asked (the world, reasoning-gym): finding an id builds its split."""
+    try:
+        return not task.families or any(task.split_size(s, task.families[0]) is None for s in task.splits)
+    except Exception:  # a task of the user's own code: assume the costly kind
+        return True
+
+
+def id_problem(task: Task, text: str) -> str | None:
+    """Why a typed problem id is refused before the task looks for it (one line), or None.
+
+    A task that makes its problems on demand would build every problem up to the id's index: past the index
+    picker's reach (``MAX_INDEX``) the id is refused at once, whatever its task's id format.
+    """
+    if len(text) > MAX_ID:
+        return f"The problem id is {len(text):,} characters long; the limit is {MAX_ID}."
+    index = text.rpartition("-")[2]
+    if index.isascii() and index.isdigit() and (len(index) > 6 or int(index) >= MAX_INDEX) and made_on_demand(task):
+        family, split = (task.families or ("family",))[0], "id" if "id" in task.splits else (*task.splits, "id")[0]
+        return (f"Problem id `{short(text, 60)}` is out of reach: this page explores problems 0 to {MAX_INDEX - 1} of "
+                f"each split of `{task.name}`; expected an id such as `{family}-{split}-0003`.")
+    return None
+
+
 def typed_problem(task: Task) -> Pick | None:
     """A typed question (an id of the task's means that problem), with an optional gold answer."""
     example = "sum 3 8 5 2, or a world id sum-id-0003" if common.is_world(task) else "a question, or a problem id"
@@ -202,6 +234,9 @@ def typed_problem(task: Task) -> Pick | None:
         return None
     text = question.strip()
     if len(text) <= MAX_ID and " " not in text and "\n" not in text:  # a typed id (sum-id-0003) means that problem
+        if why := id_problem(task, text):
+            st.error(why)
+            return None
         try:
             found = task.find(text)
         except ValueError as err:

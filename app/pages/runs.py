@@ -15,7 +15,7 @@ def status_table(table):
     shown = table[["name", "task", "method", "seed", "model", "state", "step", "total", "error"]].copy()
     shown["state"] = shown["state"].map(common.state_badge)
     shown["progress"] = [f"{s}/{t} ({min(1.0, s / t):.0%})" if t else "—"
-                         for s, t in zip(shown["step"].fillna(0).astype(int), shown["total"])]
+                         for s, t in zip(shown["step"], shown["total"])]
     shown["error"] = shown["error"].fillna("")
     made = common.manifest()
     if made:  # the shipped demo runs record the command that made each one
@@ -26,12 +26,13 @@ def status_table(table):
 def live_progress(table, running):
     st.subheader("Live")
     for name in running:
-        status = read_status(common.run_path(name))
-        step, total = status.get("step") or 0, status.get("total") or 1
-        st.progress(min(1.0, step / total), text=f"{name}: {common.state_badge(status.get('state', '?'))}, "
+        path = common.run_path(name)
+        status = read_status(path)
+        step, total = common.step_total(status)
+        st.progress(min(1.0, step / total), text=f"{name}: {common.state_badge(str(status.get('state', '?')))}, "
                                                  f"step {step}/{total}")
-        metrics = common.load("metrics", common.run_path(name))
-        if not metrics.empty:
+        metrics = common.load("metrics", path, name, say=None)  # the metrics panel says what is wrong with it
+        if metrics is not None and not metrics.empty:
             last = metrics.iloc[-1]
             for col, key in zip(st.columns(4), ("loss", "p_auto", "entropy", "clipped_frac")):
                 value = last.get(key)
@@ -80,7 +81,7 @@ def main():
 
 def accuracy(table, names, smooth, seeds):
     st.subheader("Accuracy")
-    keys = common.run_keys(table, names)
+    keys = common.readable("eval", common.run_keys(table, names))
     known, split_names = common.eval_layout(keys)  # what these runs evaluated
     c1, c2, c3 = st.columns([1.2, 2.4, 1.4])
     metric = c1.radio("Metric", ["accuracy", "pass_at_k"], key="runs_metric", horizontal=True,
@@ -100,7 +101,7 @@ def accuracy(table, names, smooth, seeds):
 
 def training_metrics(table, names, smooth, seeds):
     st.subheader("Training metrics")
-    keys = common.run_keys(table, names)
+    keys = common.readable("metrics", common.run_keys(table, names))
     metrics = common.collect_keys("metrics", keys)
     if metrics.empty:
         st.info("These runs have no training steps recorded yet.")

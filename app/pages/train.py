@@ -1,9 +1,11 @@
 """Train: launch a short run of any method in a background process (``sgpo-lab train``), then watch it live.
 
 The run is a separate process (``python -m sgpo_lab.cli train ...``, its own session), so it outlives page
-switches and reruns; the page only reads the run directory it writes. Runs go under the runs root, or under
-``user_runs/`` when the root is the shipped ``demo_runs/`` (which stays untouched). The trainer refuses a
-non-empty output directory, so the process's output goes to ``<root>/.train-logs/<name>.log`` beside it.
+switches and reruns; the page only reads the run directory it writes. Runs go under the runs root, which must be
+an existing folder (nothing is created from the sidebar's text), or under ``user_runs/`` when the root is the
+shipped ``demo_runs/`` (which stays untouched). The trainer refuses a non-empty output directory, so the
+process's output goes to ``<root>/.train-logs/<name>.log`` beside it. At most ``common.MAX_LAUNCHED`` launched
+runs train at once (the whole server, every session).
 """
 
 import json
@@ -26,13 +28,28 @@ from sgpo_lab.viz import metrics_figure
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 WATCH_EVERY_S = 1.5
 OTHER = "(a directory)"
+MAX_SETTINGS = 20_000  # characters of the settings box
+PAGE_FIELDS = {"method": "Method", "model": "Model", "steps": "Steps", "seed": "Seed", "task": "Task"}
 
 
-def out_root() -> Path:
+def out_root() -> tuple[Path | None, str | None]:
+    """Where launched runs go (the runs root; ``user_runs/`` for the shipped demo runs), or why nowhere."""
     root = common.runs_root()
-    if common.is_demo_root(root) or not Path(root).expanduser().is_dir():
-        return common.USER_ROOT
-    return Path(root).expanduser().resolve()
+    if common.is_demo_root(root):
+        return common.USER_ROOT, None
+    why = common.root_problem(root)
+    if why is None and not os.access(Path(root).expanduser(), os.W_OK | os.X_OK):
+        why = f"The runs root {common.clip(root, 100)!r} cannot be written; expected a folder you can write to"
+    return (None, why) if why else (Path(root).expanduser().resolve(), None)
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` is not a plain folder name for a run (one line), or None."""
+    if NAME.match(name) and ".." not in name:
+        return None
+    shown = name if len(name) <= 40 else name[:39] + "…"
+    return (f"Run name {shown!r} must be letters, digits, '_', '-' or '.' (no '/', '..' or NUL), starting with a "
+            "letter or digit, at most 64 characters; expected a plain folder name such as sgpo-s0.")
 
 
 def setting_lines(text: str) -> list[str]:
@@ -41,14 +58,18 @@ def setting_lines(text: str) -> list[str]:
 
 
 def launch(method: str, model: str, steps: int, seed: int, sets: list[str], out: Path) -> dict:
+    """Start the run; its log goes to ``<root>/.train-logs`` (a link there, or a log that is a link, is refused)."""
     logs = out.parent / ".train-logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    if logs.is_symlink() or (logs.exists() and not logs.is_dir()):
+        raise OSError(f"{logs} is not a plain folder; expected the runs root's own .train-logs folder")
+    logs.mkdir(parents=out.parent == common.USER_ROOT, exist_ok=True)  # only user_runs/ is ever created
     log = logs / f"{out.name}.log"
-    cmd = [sys.executable, "-m", "sgpo_lab.cli", "train", "--method", method, "--model", model, "--steps", str(steps),
-           "--seed", str(seed), "--out", str(out)]
+    cmd = [sys.executable, "-m", "sgpo_lab.cli", "train", "--method", method, f"--model={model}", "--steps",
+           str(steps), "--seed", str(seed), f"--out={out}"]
     for line in sets:
         cmd += ["--set", line]
-    with open(log, "w") as fh:
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=common.REPO_ROOT, start_new_session=True,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -56,40 +77,65 @@ def launch(method: str, model: str, steps: int, seed: int, sets: list[str], out:
             "cmd": " ".join(cmd[1:])}
 
 
-def submit(root: Path, method: str, model: str, steps: int, seed: int, name: str, task: str, sets_text: str) -> None:
+def check(method: str, model: str, steps: int, seed: int, task: str, sets_text: str) -> str | None:
+    """Why these settings cannot make a run (one line), or None: the config the CLI will build is built here first."""
     from sgpo_lab.models import ModelLoadError, resolve_model_dir
 
     if not model:
-        st.error("Choose a model: a shipped size, or type a model or run directory.")
-        return
-    task = task.strip() or DEFAULT_TASK
+        return "Choose a model: a shipped size, or type a model or run directory."
+    if "\x00" in model + task:
+        return "The model or task holds a NUL byte; expected a size, a folder path or a task spec."
+    if len(sets_text) > MAX_SETTINGS:
+        return f"The settings are {len(sets_text):,} characters long; expected at most {MAX_SETTINGS:,}."
     try:
-        values = parse_field_values(sets_text)
-        if "task" in values:
-            raise ValueError("the task is set in the Task field; remove task=... from the settings")
+        values = parse_field_values(sets_text)  # refuses YAML aliases and tags, at once
+        for key, label in PAGE_FIELDS.items():
+            if key in values:
+                return f"{key} is set in the page's {label} field; remove {key}=... from the settings."
         common.load_task(task)  # a one-line error for a bad spec, before the config names it
         make_config(method, model=model, steps=steps, seed=seed, task=task, **values)  # what the CLI will build
         resolve_model_dir(model)
-    except (ValueError, TaskError, ModelLoadError) as err:
-        st.error(common.one_line(err))
-        return
+    except (ValueError, TypeError, TaskError, ModelLoadError, RecursionError) as err:
+        return common.one_line(err)
+    return None
+
+
+def submit(root: Path | None, method: str, model: str, steps: int, seed: int, name: str, task: str,
+           sets_text: str) -> None:
+    task = task.strip() or DEFAULT_TASK
     name = name.strip() or f"{method}-s{seed}-{time.strftime('%H%M%S')}"
-    if not NAME.match(name):
-        st.error(f"Run name {name!r} must be letters, digits, '_', '-' or '.', starting with a letter or digit.")
+    if root is None:
+        why = out_root()[1]
+    else:
+        why = check(method, model, steps, seed, task, sets_text) or name_problem(name)
+        if why is None and ((root / name).exists() or (root / name).is_symlink()):
+            why = f"`{root / name}` already exists; choose another run name."
+    if why:
+        st.error(why)
         return
-    out = root / name
-    if out.exists():
-        st.error(f"`{out}` already exists; choose another run name.")
-        return
-    sets = [f"task={json.dumps(task)}", *setting_lines(sets_text)]  # quoted: any spec stays one YAML string
-    job = launch(method, model, steps, seed, sets, out)
+    with common.LAUNCH_LOCK:  # the count and the start together: two sessions cannot both take the last place
+        running = common.launched_running()
+        if len(running) >= common.MAX_LAUNCHED:
+            st.error(f"{len(running)} launched runs are still training (at most {common.MAX_LAUNCHED} at once); "
+                     "stop one or wait for it to finish, then launch again.")
+            return
+        sets = [f"task={json.dumps(task)}", *setting_lines(sets_text)]  # quoted: any spec stays one YAML string
+        try:
+            job = launch(method, model, steps, seed, sets, root / name)
+        except OSError as err:
+            st.error(f"Cannot start the run: {common.one_line(err)}.")
+            return
+        common.LAUNCHED.append(job["proc"])
     st.session_state.setdefault("train_jobs", []).append(job)
     st.success(f"Launched `{name}` on `{task}` (process {job['proc'].pid}); its log is `{job['log']}`.")
 
 
 def _last_line(path: str) -> str:
+    """The log's last non-empty line (its last 4 kB are read, however long it grew)."""
     try:
-        lines = [ln for ln in Path(path).read_text(errors="replace").splitlines() if ln.strip()]
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 4096))
+            lines = [ln for ln in fh.read().decode(errors="replace").splitlines() if ln.strip()]
     except OSError:
         return ""
     return lines[-1][-300:] if lines else ""
@@ -105,7 +151,7 @@ def _open_in_runs(root: Path) -> None:
     st.session_state.train_open_runs = True
 
 
-def watch(jobs: list[dict], root: Path) -> None:
+def watch(jobs: list[dict]) -> None:
     alive = any(j["proc"].poll() is None for j in jobs)
 
     @st.fragment(run_every=WATCH_EVERY_S if alive else None)
@@ -117,15 +163,16 @@ def watch(jobs: list[dict], root: Path) -> None:
         for job in reversed(jobs):
             code = job["proc"].poll()
             status = read_status(job["path"])
-            state = status.get("state", "unknown")
+            state = str(status.get("state", "unknown"))
             if state == "unknown":
                 state = "starting" if code is None else "failed"
-            step, total = status.get("step") or 0, status.get("total") or 1
+            step, total = common.step_total(status)
             st.progress(min(1.0, step / total), text=f"**{job['name']}**: {common.state_badge(state)}, "
                                                      f"step {step}/{total}, {time.time() - job['started']:.0f} s")
             if state == "failed" or (code not in (None, 0) and state != "interrupted"):
-                st.error(f"{job['name']} failed: {status.get('error') or _last_line(job['log']) or f'exit {code}'}")
-            metrics = common.load("metrics", job["path"]) if Path(job["path"]).is_dir() else None
+                why = common.clip(status.get("error")) or _last_line(job["log"]) or f"exit {code}"
+                st.error(f"{job['name']} failed: {why}")
+            metrics = common.load("metrics", job["path"], job["name"]) if Path(job["path"]).is_dir() else None
             if metrics is not None and not metrics.empty:
                 frame = metrics.assign(run=job["name"], method=job["name"], seed=0)
                 st.plotly_chart(metrics_figure(frame, ["loss", "p_auto", "entropy"], cols=3),
@@ -137,14 +184,18 @@ def watch(jobs: list[dict], root: Path) -> None:
             st.rerun()  # all done: a full rerun stops the polling
 
     panel()
+    root = Path(jobs[-1]["path"]).parent  # where the last launch wrote (the root it was launched under)
     st.button("Open these runs on the Runs page", on_click=_open_in_runs, args=(root,), key="train_open")
 
 
 def main():
     st.title("Train")
-    root = out_root()
-    note = " (not under the shipped demo runs, which stay untouched)" if root == common.USER_ROOT else ""
-    st.caption(f"A short run of any method, in a background process; runs are written under `{root}`{note}.")
+    root, why = out_root()
+    if why:
+        st.error(f"Cannot launch runs here. {why}; set another runs root in the sidebar.")
+    else:
+        note = " (not under the shipped demo runs, which stay untouched)" if root == common.USER_ROOT else ""
+        st.caption(f"A short run of any method, in a background process; runs are written under `{root}`{note}.")
     if st.session_state.pop("train_open_runs", False):
         st.switch_page("pages/runs.py")
     sizes = common.shipped_sizes()
@@ -164,7 +215,7 @@ def main():
         name = c5.text_input("Run name", key="train_name", placeholder="default: <method>-s<seed>-<time>")
         sets_text = st.text_area("More settings (one TrainConfig field=value per line)", key="train_sets",
                                  placeholder="eval_every=5\nproblems_per_step=4", height=90)
-        submitted = st.form_submit_button("Launch", type="primary")
+        submitted = st.form_submit_button("Launch", type="primary", disabled=root is None)
     if submitted:
         model = model_dir.strip() if size == OTHER else size
         submit(root, method, model, steps, seed, name, task, sets_text)
@@ -172,7 +223,7 @@ def main():
         st.info("No shipped model is on disk yet: choose '(a directory)' and type a model or run directory.")
     jobs = st.session_state.get("train_jobs", [])
     if jobs:
-        watch(jobs, root)
+        watch(jobs)
 
 
 common.guard(main)

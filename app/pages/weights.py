@@ -15,14 +15,18 @@ def main():
         return
     name = common.pick_run(table, "weights_run", reset=("weights_families", "weights_steps"))
     path = common.run_path(name)
-    inst = common.with_family(common.load("instances", path))
+    inst = common.load("instances", path, name)
+    if inst is None:
+        return
+    inst = common.with_family(inst)
     if inst.empty:
         method = table.set_index("name").loc[name, "method"]
         st.info(f"Run `{name}` ({method}) recorded no per-problem weights: only methods that distil the strategy "
                 "(sgpo and its ablations) write them, and only once a step has finished.")
         return
     # the problem types this run trained on, in its evaluations' order (the task's own)
-    known = common.in_order(common.families_of(inst), common.families_of(common.load("eval", path)))
+    evals = common.load("eval", path, name, say=None)
+    known = common.in_order(common.families_of(inst), common.families_of(evals if evals is not None else inst))
     c1, c2 = st.columns([2, 3])
     families = c1.multiselect("Families", known, default=known, key="weights_families",
                               help=f"The problem types of task `{table.set_index('name').loc[name, 'task']}` "
@@ -41,7 +45,8 @@ def main():
         st.plotly_chart(weight_distribution_figure(part), key="weights_dist", **common.PLOT)
     with right:
         st.subheader("Weight against p_auto")
-        st.plotly_chart(weight_vs_pass_figure(part, common.run_config(name)), key="weights_scatter", **common.PLOT)
+        settings = common.weight_settings(common.run_config(name))  # only its well-typed formula settings
+        st.plotly_chart(weight_vs_pass_figure(part, settings), key="weights_scatter", **common.PLOT)
     st.caption(f"{len(part)} (step, problem) rows; {(part['weight'] > 0).mean():.0%} with w_i > 0; "
                f"mean w_i {part['weight'].mean():.3f}.")
 
