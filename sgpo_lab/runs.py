@@ -480,9 +480,13 @@ def load_token_shifts(run: str | Path) -> pd.DataFrame:
 
 
 def list_checkpoints(run: str | Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first."""
-    ckpts = [p for p in (Path(run) / "checkpoints").glob("step-*") if (p / "config.json").exists()]
-    return sorted(ckpts, key=lambda p: int(p.name.split("-")[1]))
+    """Complete checkpoints of a run (``step-NNNNNN`` folders holding config.json), oldest first."""
+    try:
+        found = list((Path(run) / "checkpoints").glob("step-*"))
+    except OSError:
+        return []
+    ckpts = [p for p in found if p.name[5:].isdigit() and (p / "config.json").is_file()]
+    return sorted(ckpts, key=lambda p: int(p.name[5:]))
 
 
 # ------------------------------------------------------------------------------ many runs at once
