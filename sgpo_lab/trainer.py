@@ -183,36 +183,45 @@ class Trainer:
         self.cards = load_cards(cfg.cards) if cfg.cards else {}
         if cfg.device != "cpu" and cfg.device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device={cfg.device!r} but torch sees no CUDA device; expected device=cpu here")
-        checkpoints = list_checkpoints(self.out) if resume and self.out.is_dir() else []
-        checkpoint = checkpoints[-1] if checkpoints else None
-        # the model, its tokenizer and prompts load before the output folder is touched: a bad model or
-        # config never costs a run directory (nor, with --overwrite, the run it would replace)
-        self.model, self.tokenizer = load_model(checkpoint or cfg.model, device=cfg.device, dtype=DTYPES[cfg.dtype])
-        self.prompter = Prompter.for_task(self.task, self.tokenizer, cfg.prompt_style)
-        self.stops = end_ids(self.model, self.tokenizer)
-        self.lock = prepare_out_dir(self.out, resume=resume, overwrite=overwrite)
-        self.writer = RunWriter(self.out)
-        self.device = next(self.model.parameters()).device
-        # the distillation teacher: the policy itself with the strategy in context, or a frozen copy of the start
-        self.teacher = self.model if cfg.teacher == "live" else load_model(
-            cfg.model, device=cfg.device, dtype=DTYPES[cfg.dtype])[0].eval().requires_grad_(False)
-        torch.manual_seed(cfg.seed)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.99))
-        self.start_step = 0
-        if checkpoint is not None:
-            self.start_step = load_optimizer_state(checkpoint, self.opt)
-        if resume:  # from the last checkpoint, or from step 0 when the run stopped before its first one
-            self.writer.truncate_after(self.start_step, drop_eval_at=self.start_step if self._evaluates_at(
-                self.start_step) else None)
+        # the problems, the model, its tokenizer and prompts are ready before the output folder is touched: a bad
+        # task, model or config never costs a run directory (nor, with --overwrite, the run it would replace)
         self.train_pool = self.task.problems("train", cfg.train_problems, families=families)
         if not self.train_pool:
             raise TaskError(f"task {self.task.name!r} has no train problems for {families}")
         self.eval_set = [p for split in ("id", "ood") if split in self.task.splits
                          for p in self.task.problems(split, cfg.eval_problems, families=families)]
-        self.probes = self.task.problems("id", cfg.probe_problems, families=families) if cfg.probe_problems else []
-        if not resume:
-            self.writer.write_config(resolved_config(cfg.model_dump(), card_set=self.card_set()))
-        self.eos = self.stops[0]
+        probe_split = next((s for s in ("id", "ood", "train") if s in self.task.splits), "train")
+        self.probes = (self.task.problems(probe_split, cfg.probe_problems, families=families)
+                       if cfg.probe_problems else [])
+        checkpoints = list_checkpoints(self.out) if resume and self.out.is_dir() else []
+        checkpoint = checkpoints[-1] if checkpoints else None
+        self.model, self.tokenizer = load_model(checkpoint or cfg.model, device=cfg.device, dtype=DTYPES[cfg.dtype])
+        self.prompter = Prompter.for_task(self.task, self.tokenizer, cfg.prompt_style)
+        self.stops = end_ids(self.model, self.tokenizer)
+        # the id that ends an expert response (SFT, LUFFY): a chat turn ends with the template's end of turn, the
+        # first end id the generation config names (Qwen: <|im_end|>); plain text with the tokenizer's EOS
+        gen_eos = getattr(self.model.generation_config, "eos_token_id", None)
+        gen_eos = gen_eos if isinstance(gen_eos, list) else [gen_eos] if isinstance(gen_eos, int) else []
+        self.eos = gen_eos[0] if self.prompter.style == "chat" and gen_eos else self.stops[0]
+        # the distillation teacher: the policy itself with the strategy in context, or a frozen copy of the start
+        self.teacher = self.model if cfg.teacher == "live" else load_model(
+            cfg.model, device=cfg.device, dtype=DTYPES[cfg.dtype])[0].eval().requires_grad_(False)
+        self.device = next(self.model.parameters()).device
+        torch.manual_seed(cfg.seed)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.99))
+        self.start_step = load_optimizer_state(checkpoint, self.opt) if checkpoint is not None else 0
+        self.lock = prepare_out_dir(self.out, resume=resume, overwrite=overwrite)
+        try:
+            self.writer = RunWriter(self.out)
+            if resume:  # from the last checkpoint, or from step 0 when the run stopped before its first one
+                self.writer.truncate_after(self.start_step, drop_eval_at=self.start_step if self._evaluates_at(
+                    self.start_step) else None)
+            else:  # the task that runs is the one recorded (a Task object given here may differ from cfg.task)
+                fields = {**cfg.model_dump(), "task": self.task.name if task is not None else cfg.task}
+                self.writer.write_config(resolved_config(fields, card_set=self.card_set()))
+        except BaseException:
+            self.lock.release()
+            raise
 
     def card(self, problem: Problem) -> str:
         """The card a problem is guided with: the run's card for its type (``cards=``), else the task's own."""
@@ -619,7 +628,29 @@ class Trainer:
              "target_text": sampled.guided.texts[rows.guided(i, targets.chosen[i][0])] if targets.chosen[i] else "",
              "card": rows.cards[i] if H else ""}
             for i, p in enumerate(rows.problems)])
+        if self.cfg.rollouts_every and step % self.cfg.rollouts_every == 0:  # what the rollout browser shows
+            self.writer.table_part("rollouts", step, self._rollout_rows(step, rows, sampled, scores, targets))
         return metrics
+
+    def _rollout_rows(self, step: int, rows: StepRows, sampled: Sampled, scores: Scores,
+                      targets: Targets) -> list[dict[str, Any]]:
+        """One row per sampled completion of the step (autonomous, then guided), with its reward and token ids;
+        the problem's pass rates, weight, card and chosen targets repeat on its rows (Parquet stores them once)."""
+        out = []
+        for i, p in enumerate(rows.problems):
+            shared = {"step": step, "problem_id": p.id, "family": p.family, "question": p.question, "answer": p.answer,
+                      "card": rows.cards[i] if rows.H else "", "p_auto": float(scores.p_auto[i]),
+                      "p_guided": float(scores.p_guided[i]) if rows.H else None,
+                      "weight": float(targets.weights[i])}
+            for kind, n, block, rewards in (("auto", rows.G, sampled.auto, scores.r_auto),
+                                            ("guided", rows.H, sampled.guided, scores.r_guided)):
+                for j in range(n):
+                    r = rows.auto(i, j) if kind == "auto" else rows.guided(i, j)
+                    out.append({**shared, "kind": kind, "index": j, "text": block.texts[r],
+                                "completion_ids": [int(t) for t in block.completion_ids[r]],
+                                "reward": float(rewards[i, j]), "finished": bool(block.finished[r]),
+                                "target": kind == "guided" and j in targets.chosen[i]})
+        return out
 
     # ------------------------------------------------------------------------------ pieces of the step
 

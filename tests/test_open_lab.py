@@ -643,9 +643,6 @@ def test_a_module_task_trains_in_process(tmp_path, chat_dir, monkeypatch):
         load_task("open_lab_adder_inproc:nothing")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="library bug: Trainer.__init__ draws probes from the 'id' split of a task that has none "
-                   "(trainer.py, self.probes = ...), after the run directory is made")
 def test_a_task_without_an_id_split_trains_or_is_refused_before_the_run_directory(tmp_path, chat_dir, monkeypatch):
     (tmp_path / "open_lab_train_only.py").write_text(MODULE_SOURCE)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -661,9 +658,6 @@ def test_a_task_without_an_id_split_trains_or_is_refused_before_the_run_director
     assert status["state"] == "finished" and runs.load_eval(tmp_path / "run").empty
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="library bug: a run trained with train(cfg, out, task=<Task>) records cfg.task (default "
-                   "'world') as config.yaml's task, not the task it ran")
 def test_a_task_object_is_the_task_config_yaml_records(tmp_path, chat_dir):
     task = _every_answer_right(load_task(JSONL))
     cfg = make_config("grpo", model=str(chat_dir), **{**FAST, "steps": 1})  # task: the default, world
@@ -676,9 +670,6 @@ def test_a_task_object_is_the_task_config_yaml_records(tmp_path, chat_dir):
     assert config["task"] == task.name, (config["task"], list(config["card_set"]))
 
 
-@pytest.mark.xfail(strict=True, raises=RunDirError,
-                   reason="library bug: Trainer.__init__ takes the run lock (prepare_out_dir) and keeps it when a "
-                   "later line of __init__ raises; the lock lives as long as the exception does")
 def test_a_trainer_that_fails_to_start_releases_the_run_lock(tmp_path, chat_dir):
     fields = {**FAST, "steps": 1, "probe_problems": 0}
     run = tmp_path / "run"
