@@ -103,6 +103,9 @@ from transformers import TrainerCallback  # noqa: E402
 from transformers.trainer_callback import PrinterCallback, ProgressCallback  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 
+# transformers 5 renamed its gradient-checkpointing API; TRL 1.16 still calls the old names on every step
+warnings.filterwarnings("ignore", message=r".*gradient_checkpointing.* is deprecated", category=FutureWarning)
+
 # ------------------------------------------------------------------------------------------ the config
 
 # every TrainConfig field but ``device``: that name is TrainingArguments' property (this process's device), which
@@ -148,6 +151,7 @@ class _SGPOConfigBase(GRPOConfig):
     save_strategy: str = "no"
     shuffle_dataset: bool = False
     disable_dropout: bool = True
+    ddp_find_unused_parameters: bool | None = False  # every parameter takes part in each step's forward passes
     bf16: bool | None = field(default=None, metadata={"help": "bf16 mixed precision (None: on when dtype is bfloat16, "
                                                        "else off: the lab's float32 arithmetic)"})
 
@@ -178,9 +182,7 @@ class _SGPOConfigBase(GRPOConfig):
                                   f"process(es) x {self.gradient_accumulation_steps} accumulation step(s); expected "
                                   f"a multiple of {world * self.gradient_accumulation_steps}")
             self.per_device_train_batch_size = per
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # transformers' renamed fields that TRL still sets
-            super().__post_init__()
+        super().__post_init__()
         if self.generation_batch_size != rows or self.steps_per_generation != self.gradient_accumulation_steps:
             raise EngineError(f"one optimizer step must be one generation batch of problems_per_step x group_size = "
                               f"{rows} rows; got generation_batch_size={self.generation_batch_size}, "
@@ -320,20 +322,6 @@ class _Batch:
         return self.r_guided.shape[1]
 
 
-class _Through:
-    """A model for ``rollout.completion_logits``: calls go through TRL's wrapper (DDP, DeepSpeed), so gradients are
-    synchronised as TRL's own forward passes are; attributes are the inner model's."""
-
-    def __init__(self, wrapped, inner):
-        self._wrapped, self._inner = wrapped, inner
-
-    def __call__(self, *args, **kwargs):
-        return self._wrapped(*args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-
 class _StepLog(TrainerCallback):
     """Closes each step: reduces its sums over processes (on_step_end) and completes its row with TRL's gradient norm
     (on_log); then calls the trainer's hooks (the run directory, the benchmark)."""
@@ -402,10 +390,8 @@ class SGPOTrainer(GRPOTrainer):
 
         kl_top_k, args.top_k = args.top_k, args.sampling_top_k  # TRL reads top_k (its sampling top-k) in __init__
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
-                super().__init__(model=model, reward_funcs=verifier, args=args, train_dataset=train_dataset,
-                                 processing_class=processing_class, callbacks=callbacks, optimizers=optimizers)
+            super().__init__(model=model, reward_funcs=verifier, args=args, train_dataset=train_dataset,
+                             processing_class=processing_class, callbacks=callbacks, optimizers=optimizers)
         finally:
             args.top_k = kl_top_k
         self._stop_set = set(self.eos_token_ids)  # the lab's end_ids: the tokenizer's EOS and the model's end ids
@@ -414,11 +400,6 @@ class SGPOTrainer(GRPOTrainer):
             self.teacher = teacher if teacher is not None else load_model(cfg.model, dtype=DTYPES[cfg.dtype])[0]
             self.teacher = self.teacher.to(self.accelerator.device).eval().requires_grad_(False)
         self.add_callback(_StepLog(self))
-
-    def train(self, *args, **kwargs):
-        with warnings.catch_warnings():  # transformers' renamed gradient-checkpointing API, still called by TRL
-            warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
-            return super().train(*args, **kwargs)
 
     # ---------------------------------------------------------------------------------- helpers
 
@@ -613,7 +594,10 @@ class SGPOTrainer(GRPOTrainer):
                                          inputs["sgpo_coef"].reshape(-1).tolist()) if t >= 0]
         if not picked:
             return None
-        student = _Through(model, acc.unwrap_model(model))
+        # the inner model, not TRL's wrapper: DDP's forward broadcasts buffers (a collective per call), and the
+        # processes hold different numbers of targets; the gradient still reaches the wrapper's hooks, which sit on
+        # the parameters and fire once per backward with the sum of every use
+        student = acc.unwrap_model(model)
         teacher = self.teacher if self.teacher is not None else student
         total = None
         # targets of weight 0 add nothing to the gradient: their KL is logged (instances) from a no-grad pass
