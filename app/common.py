@@ -659,3 +659,242 @@ def card_file(path: str) -> list[dict]:
 def text_key(text: str) -> str:
     """A short stable key for a widget that must reset when ``text`` changes."""
     return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+# ------------------------------------------------------------------------------------- groups of runs
+
+GROUP_IGNORED = ("seed", "versions", "card_set", "device", "dtype", "logits_budget_mb", "rollouts_every")
+MAX_GROUP_FIELDS = 3  # differing fields named in a group's label (more: "…")
+LABEL_SUFFIX = ".label"  # <root>/.train-logs/<run>.label: the label typed on the Train page at launch
+
+
+def run_label(path: str | Path) -> str | None:
+    """The label given to a run at launch (``.train-logs/<run>.label`` beside it), or None."""
+    try:
+        file = Path(path).parent / ".train-logs" / (Path(path).name + LABEL_SUFFIX)
+        if not file.is_file() or file.stat().st_size > 1000:
+            return None
+        text = " ".join(file.read_text(errors="replace").split())[:60]
+    except OSError:
+        return None
+    return text or None
+
+
+def _fmt_value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def config_groups(configs: dict[str, dict], methods: dict[str, str], labels: dict[str, str | None]) -> dict[str, str]:
+    """``{run: group}``: runs are pooled (as seeds) only when their method (or launch label) and every config field
+    but the seed agree; a group is named by its method plus the fields where its configs differ from the others.
+
+    ``grpo`` with ``lr=0.001`` next to two ``grpo`` runs at the default becomes ``grpo · lr=0.001`` and ``grpo ·
+    lr=0.0003``: never one line with a band over two configs.
+    """
+    base = {run: labels.get(run) or methods.get(run, "?") for run in configs}
+    out = {}
+    for name in dict.fromkeys(base.values()):
+        runs = [r for r in configs if base[r] == name]
+        keys = sorted({k for r in runs for k in configs[r]} - set(GROUP_IGNORED) - {"__error__"})
+        differ = [k for k in keys if len({repr(configs[r].get(k)) for r in runs}) > 1]
+        for r in runs:
+            if not differ:
+                out[r] = name
+                continue
+            fields = [f"{k}={_fmt_value(configs[r].get(k))}" for k in differ]
+            shown = ", ".join(fields[:MAX_GROUP_FIELDS]) + (", …" if len(fields) > MAX_GROUP_FIELDS else "")
+            out[r] = f"{name} · {shown}"
+    return out
+
+
+@st.cache_data(ttl=2, show_spinner=False, max_entries=16)
+def _groups(root: str, names: tuple[str, ...], paths: tuple[str, ...], methods: tuple[str, ...]) -> dict[str, str]:
+    configs = {n: R.read_config(p) for n, p in zip(names, paths)}
+    labels = {n: run_label(p) for n, p in zip(names, paths)}
+    return config_groups(configs, dict(zip(names, methods)), labels)
+
+
+def with_groups(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (``runs_table``) with a ``group`` column: what multi-run views pool as seeds (``config_groups``)."""
+    if table is None or table.empty or "group" in table.columns:
+        return table
+    groups = _groups(runs_root(), tuple(table["name"]), tuple(table["path"]), tuple(table["method"]))
+    return table.assign(group=[groups.get(n, m) for n, m in zip(table["name"], table["method"])])
+
+
+# -------------------------------------------------------------------------------- shareable page state
+
+QP_ROOT = "root"
+
+
+def from_url(*keys: str, lists: tuple[str, ...] = (), numbers: tuple[str, ...] = ()) -> None:
+    """Seed widget keys from the URL's query parameters once per session (a shared link opens that state).
+
+    ``lists``: keys whose value is a list (comma-separated in the URL); ``numbers``: whole numbers.
+    """
+    seeded = st.session_state.setdefault("_from_url", set())
+    for key in keys:
+        if key in seeded:
+            continue
+        seeded.add(key)
+        if key not in st.query_params or key in st.session_state:
+            continue
+        raw = st.query_params.get(key, "")
+        try:
+            st.session_state[key] = ([v for v in raw.split(",") if v] if key in lists
+                                     else int(raw) if key in numbers else raw)
+        except ValueError:
+            pass
+
+
+def to_url(*keys: str) -> None:
+    """Write the current values of widget keys to the URL (so the address bar is a link to this state)."""
+    for key in keys:
+        value = st.session_state.get(key)
+        if value is None or value == [] or isinstance(value, (dict, set)):
+            st.query_params.pop(key, None)
+            continue
+        text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+        if len(text) <= 1500 and st.query_params.get(key) != text:
+            st.query_params[key] = text
+
+
+def keep_root_in_url() -> None:
+    """The runs root in the URL (``?root=``), so a browser reload keeps it (the demo root is the default)."""
+    root = (st.session_state.get("runs_root") or "").strip()
+    if root and root != default_runs_root():
+        if st.query_params.get(QP_ROOT) != root:
+            st.query_params[QP_ROOT] = root
+    else:
+        st.query_params.pop(QP_ROOT, None)
+
+
+# ------------------------------------------------------------------------ theme, presentation, figures
+
+def dark() -> bool:
+    """Whether pages and figures are dark: the sidebar's choice, else the browser's (Streamlit's own theme)."""
+    choice = st.session_state.get("theme", "auto")
+    if choice in ("light", "dark"):
+        return choice == "dark"
+    try:
+        return st.context.theme.type == "dark"
+    except Exception:  # outside a browser session (AppTest)
+        return False
+
+
+def presenting() -> bool:
+    return bool(st.session_state.get("presentation", False))
+
+
+def look() -> dict:
+    """What figures need to follow the page: dark or light, presentation font sizes."""
+    return {"dark": dark(), "big": presenting()}
+
+
+PAGE_CSS = {
+    "dark": """
+[data-testid="stApp"], [data-testid="stHeader"] {background: #0e1117; color: #fafafa;}
+[data-testid="stSidebar"] {background: #262730;}
+[data-testid="stApp"] p, [data-testid="stApp"] li, [data-testid="stApp"] label, [data-testid="stApp"] h1,
+[data-testid="stApp"] h2, [data-testid="stApp"] h3, [data-testid="stApp"] td, [data-testid="stApp"] th,
+[data-testid="stApp"] span, [data-testid="stCaptionContainer"] {color: #fafafa;}
+[data-testid="stApp"] code {background: #1f2430; color: #f0f0f0;}
+""",
+    "light": """
+[data-testid="stApp"], [data-testid="stHeader"] {background: #ffffff; color: #31333f;}
+[data-testid="stSidebar"] {background: #f0f2f6;}
+[data-testid="stApp"] p, [data-testid="stApp"] li, [data-testid="stApp"] label, [data-testid="stApp"] h1,
+[data-testid="stApp"] h2, [data-testid="stApp"] h3, [data-testid="stApp"] td, [data-testid="stApp"] th,
+[data-testid="stApp"] span {color: #31333f;}
+""",
+    "big": """
+html {font-size: 21px;}
+[data-testid="stSidebar"] {min-width: 13rem !important; max-width: 13rem !important;}
+[data-testid="stSidebar"] > div:first-child {width: 13rem !important;}
+.stMainBlockContainer {max-width: 100%; padding-left: 2rem; padding-right: 2rem;}
+.tok-view {font-size: 1.35rem;}
+""",
+}
+
+
+def page_style() -> None:
+    """The CSS of the chosen theme (when it differs from the browser's) and of presentation mode."""
+    css = ""
+    choice = st.session_state.get("theme", "auto")
+    try:
+        browser = st.context.theme.type or "light"
+    except Exception:
+        browser = "light"
+    if choice in ("light", "dark") and choice != browser:
+        css += PAGE_CSS[choice]
+    if presenting():
+        css += PAGE_CSS["big"]
+    if css:
+        st.html(f"<style>{css}</style>")
+
+
+def export_enabled() -> bool:
+    """Whether figures can be exported as PNG/SVG on the server (kaleido, with a Chromium it can drive)."""
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        return False
+    return bool(os.environ.get("BROWSER_PATH") or Path("/usr/bin/chromium").exists())
+
+
+def _export(fig, fmt: str) -> bytes:
+    import plotly.io as pio
+
+    if "BROWSER_PATH" not in os.environ and Path("/usr/bin/chromium").exists():
+        os.environ["BROWSER_PATH"] = "/usr/bin/chromium"  # kaleido drives Debian's Chromium: nothing downloaded
+    return pio.to_image(fig, format=fmt, width=fig.layout.width or 1100, height=fig.layout.height or 500, scale=2)
+
+
+def show(fig, key: str, *, data: pd.DataFrame | None = None, name: str | None = None, themed: bool = False,
+         **kwargs):
+    """A figure in the page's theme and size, with its downloads: the figure (PNG, SVG, HTML) and its data (CSV).
+
+    ``themed``: the figure is already styled (a cached ``run_figure``); otherwise it is styled here, in place.
+    The plotly toolbar's camera button also saves a PNG, in the browser, at the size shown.
+    """
+    from sgpo_lab.viz.style import apply_look
+
+    if not themed:
+        apply_look(fig, **look())
+    config = {**PLOT["config"], "toImageButtonOptions": {"format": st.session_state.get("fig_format", "png"),
+                                                         "filename": name or key, "scale": 2}}
+    event = st.plotly_chart(fig, key=key, theme=None, config=config, **kwargs)
+    downloads(fig, key, data=data, name=name)
+    return event
+
+
+def downloads(fig, key: str, *, data: pd.DataFrame | None = None, name: str | None = None) -> None:
+    """Download buttons of one figure: its data as CSV, the figure as HTML, and as PNG/SVG where kaleido is."""
+    name = name or key
+    cols = st.columns([1, 1, 1, 1, 4])
+    if data is not None and not data.empty:
+        cols[0].download_button("⬇ data (CSV)", lambda d=data: d.to_csv(index=False).encode(), f"{name}.csv",
+                                "text/csv", key=f"dl_csv_{key}", on_click="ignore", type="tertiary")
+    cols[1].download_button("⬇ figure (HTML)", lambda f=fig: f.to_html(include_plotlyjs=True, full_html=True),
+                            f"{name}.html", "text/html", key=f"dl_html_{key}", on_click="ignore", type="tertiary")
+    if export_enabled():
+        cols[2].download_button("⬇ PNG", lambda f=fig: _export(f, "png"), f"{name}.png", "image/png",
+                                key=f"dl_png_{key}", on_click="ignore", type="tertiary")
+        cols[3].download_button("⬇ SVG", lambda f=fig: _export(f, "svg"), f"{name}.svg", "image/svg+xml",
+                                key=f"dl_svg_{key}", on_click="ignore", type="tertiary")
+
+
+def download_table(frame: pd.DataFrame, key: str, name: str) -> None:
+    if frame is not None and not frame.empty:
+        st.download_button("⬇ table (CSV)", lambda f=frame: f.to_csv(index=False).encode(), f"{name}.csv",
+                           "text/csv", key=f"dl_tab_{key}", on_click="ignore", type="tertiary")
+
+
+def refresh_runs() -> None:
+    """Forget the cached runs listing (a new run shows at once)."""
+    _list_runs.clear()
+    _groups.clear()

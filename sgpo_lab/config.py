@@ -91,6 +91,8 @@ class TrainConfig(BaseModel):
     eval_k: int = Field(4, ge=1, le=1024, description="k of pass@k")
     eval_max_new_tokens: int = Field(144, ge=1, le=32_768, description="longest completion sampled in evaluation")
     probe_every: int = Field(20, ge=0, description="record token shifts of the probe set every N steps")
+    rollouts_every: int = Field(1, ge=0, description="store each RL step's sampled completions (rollouts/, for the "
+                                "workbench's rollout browser) every N steps (0: never)")
     probe_problems: int = Field(2, ge=0, le=64, description="probe problems per family")
     checkpoint_every: int = Field(20, ge=0, description="save a checkpoint every N steps (and at the end)")
 

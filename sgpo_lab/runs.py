@@ -8,6 +8,8 @@
       eval_problems/part-*.parquet per evaluation step and problem: greedy_correct, pass_count of k (paired stats)
       instances/part-*.parquet     per problem and step: p_auto, p_guided, weight, kl_mean, target
       token_shifts/part-*.parquet  per probe token at probe steps: kl, probabilities, top-k lists
+      rollouts/part-*.parquet      per sampled completion of an RL step (every rollouts_every steps): text, token
+                                   ids, reward, autonomous or guided, target; the problem's pass rates, weight, card
       checkpoints/step-NNNNNN/     save_pretrained safetensors + tokenizer (+ trainer state to resume)
       probes.json            the probe completions, fixed at step 0
       .sgpo-lab-run          the marker: this folder is a run the lab wrote (only such a folder is overwritten)
@@ -224,7 +226,7 @@ class RunWriter:
 
     def __init__(self, root: str | Path):
         self.dir = Path(root)
-        for sub in ("instances", "token_shifts", "eval_problems", "checkpoints"):
+        for sub in ("instances", "token_shifts", "eval_problems", "checkpoints", "rollouts"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         if not (self.dir / MARKER).exists():
             atomic_write_text(self.dir / MARKER, json.dumps({"written_by": "sgpo-lab", "created": time.time()}) + "\n")
@@ -262,7 +264,7 @@ class RunWriter:
                 keep = [r for r in read_jsonl(path) if _int(r.get("step"), -1) <= step
                         and not (name == "eval.jsonl" and r.get("step") == drop_eval_at)]
                 atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
-        for table in ("instances", "token_shifts", "eval_problems"):
+        for table in ("instances", "token_shifts", "eval_problems", "rollouts"):
             for part in (self.dir / table).glob("part-*.parquet"):
                 if _int(part.stem.split("-")[-1], -1) > step:
                     part.unlink()
@@ -474,6 +476,29 @@ def load_eval_problems(run: str | Path) -> pd.DataFrame:
     return _load_table(run, "eval_problems")
 
 
+def load_rollouts(run: str | Path, step: int | None = None) -> pd.DataFrame:
+    """Per sampled completion of the RL steps stored (``rollouts_every``): step, problem_id, kind (auto | guided),
+    index, text, completion_ids, reward, finished, target, and the problem's question, answer, card, p_auto,
+    p_guided, weight. ``step``: only that step's part (one file read). Empty for runs made before rollouts were kept.
+    """
+    if step is None:
+        return _load_table(run, "rollouts")
+    try:
+        return pd.read_parquet(_regular_file(Path(run) / "rollouts" / f"part-{int(step):06d}.parquet",
+                                             MAX_JSONL_BYTES))
+    except Exception:  # missing or corrupt part: no rows
+        return pd.DataFrame()
+
+
+def rollout_steps(run: str | Path) -> list[int]:
+    """The steps whose rollouts a run stored (from the part names: nothing is read)."""
+    try:
+        names = [p.stem.split("-")[-1] for p in (Path(run) / "rollouts").glob("part-*.parquet")]
+    except OSError:
+        return []
+    return sorted(int(n) for n in names if n.isdigit())
+
+
 def load_token_shifts(run: str | Path) -> pd.DataFrame:
     """Per (step, probe problem, position): token, kl, p_guided, p_unguided, top-k lists."""
     return _load_table(run, "token_shifts")
@@ -540,7 +565,7 @@ def run_stamp(run: str | Path) -> tuple:
     stamp = []
     for path in [run / "status.json", run / "config.yaml", run / "metrics.jsonl", run / "eval.jsonl",
                  *sorted(run.glob("instances/part-*.parquet")), *sorted(run.glob("token_shifts/part-*.parquet")),
-                 *sorted(run.glob("eval_problems/part-*.parquet"))]:
+                 *sorted(run.glob("eval_problems/part-*.parquet")), *sorted(run.glob("rollouts/part-*.parquet"))]:
         try:
             st = path.stat()
         except OSError:

@@ -158,3 +158,45 @@ def absorption_slider_figure(shifts: pd.DataFrame, problem_id: str, value: str =
         meta={**fig.layout.meta, "steps": steps},
     )
     return fig
+
+
+def _trend(values: list[float]) -> str:
+    first, last, peak = values[0], values[-1], max(values)
+    if last < 0.8 * first:
+        return "falls"
+    if last > 1.25 * first:
+        return "rises" if peak <= 1.05 * last else "rises, then falls back part of the way"
+    return "stays about level"
+
+
+def absorption_story(shifts: pd.DataFrame, value: str = "kl") -> str:
+    """What one run's absorption data shows, in words that agree with it: the mean over probes step by step,
+    whether it falls or rises, and the token whose shift fell most (the decision the student absorbed)."""
+    if shifts.empty:
+        return "No token shifts recorded."
+    summary = probe_summary(shifts, value)
+    mean = summary.groupby("step")[value].mean()
+    steps, values = mean.index.tolist(), mean.tolist()
+    path = " → ".join(f"{v:.2f}" for v in values[:6]) + (" → … → " + f"{values[-1]:.2f}" if len(values) > 6 else "")
+    what = SUMMARY_LABELS[value]
+    text = (f"The {what}, averaged over the {summary['problem_id'].nunique()} probes, goes {path} from step "
+            f"{steps[0]} to step {steps[-1]}: it {_trend(values)}." if len(values) > 1
+            else f"Only step {steps[0]} is recorded yet ({what} {values[0]:.2f}).")
+    if len(values) > 1:
+        v = pd.to_numeric(shifts[value], errors="coerce")
+        rows = shifts.assign(v=v.abs() if value == "logp_change" else v)
+        first = rows[rows["step"] == steps[0]].set_index(["problem_id", "position"])["v"]
+        last = rows[rows["step"] == steps[-1]].set_index(["problem_id", "position"])["v"]
+        drop = (first - last.reindex(first.index)).dropna()
+        if len(drop) and drop.max() > 0:
+            pid, pos = drop.idxmax()
+            tok = rows[(rows["problem_id"] == pid) & (rows["position"] == pos)]["token"].iloc[0]
+            text += (f" The token whose shift fell most is {display_token(str(tok))!r} at position {pos} of `{pid}`: "
+                     f"{first[(pid, pos)]:.2f} → {last[(pid, pos)]:.2f}"
+                     + (" (absorbed: the unguided model now makes that decision as the strategy does)"
+                        if last[(pid, pos)] < 0.25 * first[(pid, pos)] else "") + ".")
+            if _trend(values) != "falls":
+                text += (" So the mean over all tokens is not the whole story: a decision can be absorbed while "
+                         "other tokens' shifts grow; the step-by-token heatmap shows which columns fade and which "
+                         "darken.")
+    return text

@@ -14,7 +14,16 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from sgpo_lab.viz.stats import ema_by, t_quantile
-from sgpo_lab.viz.style import METHOD_COLORS, SPLIT_LABELS, TEMPLATE, empty_figure, method_color, metric_label, rgba
+from sgpo_lab.viz.style import (
+    METHOD_COLORS,
+    SPLIT_LABELS,
+    TEMPLATE,
+    empty_figure,
+    group_colors,
+    method_color,
+    metric_label,
+    rgba,
+)
 
 EVAL_METRICS = ("accuracy", "pass_at_k")
 DEFAULT_TRAINING_METRICS = ("loss", "loss_grpo", "loss_distill", "entropy", "clipped_frac", "p_auto")
@@ -45,9 +54,9 @@ def aggregate(frame: pd.DataFrame, value: str, *, x: str = "step", group: str = 
 
 
 def _method_traces(agg: pd.DataFrame, raw: pd.DataFrame | None, method: str, value: str, *, show_legend: bool,
-                   level: float, percent: bool) -> list[go.Scatter]:
-    """One method's traces in one panel: its confidence band, each run (optional) and the mean."""
-    color = method_color(method)
+                   level: float, percent: bool, color: str | None = None) -> list[go.Scatter]:
+    """One method's (or group's) traces in one panel: its confidence band, each run (optional) and the mean."""
+    color = color or method_color(method)
     fmt = ".1%" if percent else ".3f"
     traces = []
     part = agg[agg["method"] == method]
@@ -73,6 +82,14 @@ def _method_traces(agg: pd.DataFrame, raw: pd.DataFrame | None, method: str, val
     return traces
 
 
+def wrap_title(text: str, width: int = 30) -> str:
+    """A subplot title on at most two lines (``<br>``), so neighbouring titles never run into each other."""
+    import textwrap
+
+    lines = textwrap.wrap(str(text), width) or [""]
+    return "<br>".join([lines[0], " ".join(lines[1:])] if len(lines) > 1 else lines)
+
+
 def _add_all(fig: go.Figure, placed: list[tuple[go.Scatter, int, int]]) -> None:
     """Add every (trace, row, col) in one call: far cheaper than one ``add_trace`` per trace."""
     if placed:
@@ -93,7 +110,7 @@ def _methods(frame: pd.DataFrame, methods) -> list[str]:
     present = list(dict.fromkeys(frame["method"].astype(str)))
     if methods is None:
         order = {m: i for i, m in enumerate(METHOD_COLORS)}
-        methods = sorted(present, key=lambda m: order.get(m, len(order)))
+        methods = sorted(present, key=lambda m: (order.get(m.split(" · ")[0], len(order)), m))
     return [m for m in methods if m in present]
 
 
@@ -120,6 +137,7 @@ def accuracy_figure(evals: pd.DataFrame, metric: str = "accuracy", *, families=(
     if not families or not splits:
         return empty_figure("choose at least one family and one split")
     methods = _methods(evals, methods)
+    colors = group_colors(methods)
     has_k = metric == "pass_at_k" and "k" in evals.columns and evals["k"].notna().any()
     k = int(evals["k"].dropna().iloc[0]) if has_k else None
     label = f"pass@{k}" if k else metric_label(metric)
@@ -136,7 +154,7 @@ def accuracy_figure(evals: pd.DataFrame, metric: str = "accuracy", *, families=(
             raw = _smoothed(part, metric, smooth) if show_seeds else None
             for m in methods:
                 placed += [(t, r, c) for t in _method_traces(agg, raw, m, metric, show_legend=first, level=level,
-                                                             percent=True)]
+                                                             percent=True, color=colors[m])]
             first = False
     _add_all(fig, placed)
     fig.update_yaxes(range=[-0.02, 1.02], tickformat=".0%")
@@ -161,9 +179,11 @@ def metrics_figure(metrics: pd.DataFrame, columns=DEFAULT_TRAINING_METRICS, *, s
     if not columns:
         return empty_figure("none of the chosen metrics is recorded by these runs")
     methods = _methods(metrics, methods)
+    colors = group_colors(methods)
     rows = (len(columns) + cols - 1) // cols
-    fig = make_subplots(rows=rows, cols=min(cols, len(columns)), subplot_titles=[metric_label(c) for c in columns],
-                        shared_xaxes=True, vertical_spacing=0.12 / max(1, rows - 1) + 0.03, horizontal_spacing=0.08)
+    titles = [wrap_title(metric_label(c)) for c in columns]
+    fig = make_subplots(rows=rows, cols=min(cols, len(columns)), subplot_titles=titles,
+                        shared_xaxes=True, vertical_spacing=0.16 / max(1, rows - 1) + 0.04, horizontal_spacing=0.1)
     part = metrics[metrics["method"].isin(methods)]
     placed = []
     for i, col in enumerate(columns):
@@ -172,10 +192,10 @@ def metrics_figure(metrics: pd.DataFrame, columns=DEFAULT_TRAINING_METRICS, *, s
         raw = _smoothed(part, col, smooth) if show_seeds else None
         for m in methods:
             placed += [(t, r, c) for t in _method_traces(agg, raw, m, col, show_legend=i == 0, level=level,
-                                                         percent=False)]
+                                                         percent=False, color=colors[m])]
     _add_all(fig, placed)
     fig.update_xaxes(title_text="training step", row=rows)
-    fig.update_layout(template=TEMPLATE, title=title, height=80 + 230 * rows,
+    fig.update_layout(template=TEMPLATE, title=title, height=100 + 250 * rows,
                       margin={"l": 60, "r": 10, "t": 60, "b": 40}, legend={"title": {"text": "method"}},
                       hovermode="closest")
     return fig

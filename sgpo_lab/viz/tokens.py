@@ -181,3 +181,72 @@ def token_shift_figure(table: pd.DataFrame, value: str = "kl", *, vmax: float | 
         meta={"value": value, "vmax": vmax, "n_tokens": len(tokens)},
     )
     return fig
+
+
+def _css_color(fill: str) -> str:
+    return fill if fill.startswith(("rgb", "#")) else "rgb(220, 220, 220)"
+
+
+def token_html(table: pd.DataFrame, value: str = "kl", *, vmax: float | None = None, pinned: int | None = None,
+               label: str | None = None) -> str:
+    """The token view as HTML: each token a box whose colour is its value and whose glyphs sit inside it.
+
+    Boxes are inline blocks sized by their own text (``em`` units), so glyphs and boxes scale together with the
+    page's font size, the browser's zoom and presentation mode, and lines wrap at the container's width. The
+    hover title of a box gives what the figure's hover gives (value, both probabilities, both top-k lists);
+    ``pinned`` (a position) is outlined. Returns a ``<div class="tok-view">`` (with its legend line).
+    """
+    if value not in VALUES:
+        raise ValueError(f"unknown value {value!r}; expected one of: {', '.join(VALUES)}")
+    if table.empty:
+        return '<div class="tok-view"><em>no tokens to show</em></div>'
+    values = pd.to_numeric(table[value], errors="coerce").to_numpy(dtype=float)
+    vmax = float(vmax) if vmax is not None and vmax > 0 else default_vmax(values, value)
+    fills, _ = _colors(values, value, vmax)
+    tips = [t.replace("<br>", "\n").replace("<b>", "").replace("</b>", "") for t in hover_texts(table)]
+    positions = table["position"].tolist() if "position" in table.columns else list(range(len(table)))
+    spans = []
+    for tok, fill, tip, pos in zip(table["token"].astype(str), fills, tips, positions):
+        ink = "#fff" if _luminance(fill) < 0.5 else "#222"
+        cls = "tok tok-pin" if pinned is not None and pos == pinned else "tok"
+        spans.append(f'<span class="{cls}" data-pos="{pos}" style="background:{_css_color(fill)};color:{ink}" '
+                     f'title="{html.escape(html.unescape(tip), quote=True)}">{html.escape(display_token(tok))}</span>'
+                     + ("<br>" if "\n" in tok else ""))
+    scale = "white → red: KL 0 → " if value == "kl" else "blue ← 0 → red: Δ log p ±"
+    legend = f'<div class="tok-legend">{html.escape(label or VALUE_LABELS[value])} · {scale}{vmax:.3g}</div>'
+    style = ("<style>.tok-view{font-family:" + MONO.replace("'", "") + ";font-size:1rem;line-height:2.1;"
+             "overflow-wrap:anywhere}.tok{display:inline-block;padding:0 .18em;margin:0 .12em .18em 0;border-radius:"
+             ".2em;white-space:pre;min-width:.7em;text-align:center;line-height:1.6}.tok-pin{outline:.15em solid "
+             "#0072B2;outline-offset:.05em}.tok-legend{font-family:sans-serif;font-size:.8em;opacity:.8}</style>")
+    return f'{style}<div class="tok-view">{"".join(spans)}{legend}</div>'
+
+
+def topk_figure(row, *, title: str | None = None) -> go.Figure:
+    """One token's two next-token distributions as bars: the top-k with the strategy and without it."""
+    from plotly.subplots import make_subplots
+
+    from sgpo_lab.viz.style import empty_figure
+
+    get = row.get if hasattr(row, "get") else (lambda k, d=None: getattr(row, k, d))
+    pairs = {}
+    for side in ("guided", "unguided"):
+        toks, probs = get(f"top_{side}"), get(f"top_{side}_p")
+        try:
+            pairs[side] = [(display_token(str(t)), float(p)) for t, p in zip(list(toks), list(probs))]
+        except TypeError:
+            pairs[side] = []
+    if not any(pairs.values()):
+        return empty_figure("no top-k lists recorded for this token")
+    token = display_token(str(get("token", "")))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["with the strategy: p(· | x, s)", "without it: p(· | x)"],
+                        horizontal_spacing=0.14)
+    for c, side in enumerate(("guided", "unguided"), 1):
+        items = pairs[side][::-1]
+        fig.add_trace(go.Bar(x=[p for _, p in items], y=[f"{t!r}" for t, _ in items], orientation="h",
+                             marker_color=["#D55E00" if t == token else "#0072B2" for t, _ in items],
+                             text=[f"{p:.2f}" for _, p in items], textposition="outside", showlegend=False,
+                             hovertemplate="%{y}: %{x:.3f}<extra></extra>"), row=1, col=c)
+    fig.update_xaxes(range=[0, 1.15], tickformat=".0%")
+    fig.update_layout(template=TEMPLATE, title=title, height=90 + 28 * max(len(v) for v in pairs.values()),
+                      margin={"l": 70, "r": 20, "t": 60 if title else 40, "b": 30})
+    return fig

@@ -39,16 +39,31 @@ def _clean(instances: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def weight_heatmap_figure(instances: pd.DataFrame, *, zmax: float | None = None, title: str | None = None
-                          ) -> go.Figure:
+NO_WEIGHTS = ("no weights recorded: every w_i of this selection is 0 (a run that does not distil the strategy, "
+              "such as GRPO, writes w_i = 0 for every problem)")
+LEGEND_BELOW = {"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0, "xanchor": "left"}
+
+
+def weight_heatmap_figure(instances: pd.DataFrame, *, zmax: float | None = None, title: str | None = None,
+                          by: str = "problem", top: int | None = None) -> go.Figure:
     """Step (x) x problem (y, grouped by family) heatmap of the weight ``w_i``.
 
     A problem appears only at the steps whose batch held it; other cells are blank. Hover shows
-    p_auto, p_guided and the target's mean token KL.
+    p_auto, p_guided and the target's mean token KL. ``by="family"``: one row per family, the mean w_i of the
+    family's problems in each step's batch (no blank cells). ``top``: only the ``top`` problems with the largest
+    total weight (the others are left out, not blank). Every weight 0 (a run that does not distil): a blank figure
+    that says so.
     """
     if instances.empty:
         return empty_figure("no instances recorded (SFT steps and runs without distillation write none)")
     frame = _clean(instances)
+    if not (frame["weight"].fillna(0) != 0).any():
+        return empty_figure(NO_WEIGHTS)
+    if by == "family":
+        frame = frame.assign(problem_id=frame["family"].astype(str))
+    elif top is not None:
+        keep = frame.groupby("problem_id")["weight"].sum().nlargest(top).index
+        frame = frame[frame["problem_id"].isin(keep)]
     frame = frame.groupby(["problem_id", "family", "step"], as_index=False).mean(numeric_only=True)
     order = frame[["family", "problem_id"]].drop_duplicates().sort_values(["family", "problem_id"])
     problems = order["problem_id"].tolist()
@@ -65,9 +80,11 @@ def weight_heatmap_figure(instances: pd.DataFrame, *, zmax: float | None = None,
                       "p_guided = %{customdata[1]:.2f}<br>target KL = %{customdata[2]:.3f}<extra></extra>",
         colorbar={"title": {"text": "weight w_i", "side": "right"}, "thickness": 12}, hoverongaps=False,
     ))
-    fig.update_layout(template=TEMPLATE, title=title, height=min(900, max(280, 60 + 9 * len(problems))),
-                      margin={"l": 130, "r": 10, "t": 40 if title else 10, "b": 40}, xaxis_title="training step",
-                      yaxis={"title": "problem", "tickfont": {"size": 9}, "autorange": "reversed"})
+    row_px = 40 if by == "family" else 14
+    fig.update_layout(template=TEMPLATE, title=title, height=min(900, max(220, 90 + row_px * len(problems))),
+                      margin={"l": 130, "r": 10, "t": 40 if title else 10, "b": 50}, xaxis_title="training step",
+                      yaxis={"title": "family (mean w_i of its problems)" if by == "family" else "problem",
+                             "autorange": "reversed"})
     return fig
 
 
@@ -95,10 +112,12 @@ def weight_distribution_figure(instances: pd.DataFrame, *, max_boxes: int = 40, 
                              line={"color": "#d62728"}), secondary_y=False)
     fig.add_trace(go.Scatter(x=stats.index, y=stats["nonzero"], mode="lines", name="share with w_i > 0",
                              line={"color": "#555", "dash": "dot"}), secondary_y=True)
-    fig.update_layout(template=TEMPLATE, title=title, height=340, margin={"l": 60, "r": 60, "t": 40, "b": 40},
-                      xaxis_title="training step", legend={"orientation": "h", "y": 1.12})
+    fig.update_layout(template=TEMPLATE, title=title, height=400, margin={"l": 60, "r": 60, "t": 40 if title else 10,
+                                                                         "b": 110},
+                      xaxis_title="training step", legend=LEGEND_BELOW)
     fig.update_yaxes(title_text="weight w_i", rangemode="tozero", secondary_y=False)
-    fig.update_yaxes(title_text="share > 0", range=[0, 1.05], secondary_y=True, showgrid=False)
+    fig.update_yaxes(title_text="share with w_i > 0", range=[0, 1.05], secondary_y=True, showgrid=False,
+                     tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1])
     return fig
 
 
@@ -152,8 +171,8 @@ def weight_vs_pass_figure(instances: pd.DataFrame, config: dict | None = None, *
         hovertemplate="%{customdata[0]} at step %{customdata[1]}<br>p_auto = %{customdata[2]}   "
                       "p_guided = %{customdata[3]}<br>weight = %{y:.3f}<extra></extra>",
     ))
-    fig.update_layout(template=TEMPLATE, title=title, height=360, margin={"l": 60, "r": 10, "t": 40, "b": 40},
+    fig.update_layout(template=TEMPLATE, title=title, height=400, margin={"l": 60, "r": 10, "t": 40 if title else 10,
+                                                                         "b": 110},
                       xaxis={"title": "p_auto (autonomous pass rate)", "range": [-0.05, 1.05]},
-                      yaxis={"title": "weight w_i", "rangemode": "tozero"},
-                      legend={"orientation": "h", "y": 1.12})
+                      yaxis={"title": "weight w_i", "rangemode": "tozero"}, legend=LEGEND_BELOW)
     return fig
