@@ -287,6 +287,18 @@ class _Target:
 
 
 @dataclass
+class _Plan:
+    """A step's problems and this process's share of its guided prompts, known before TRL generates."""
+
+    problems: list[Problem]
+    cards: list[str]
+    n_guided: int  # P * H
+    mine: list[int]  # indices into the P*H guided prompts (problem-major)
+    prompt_ids: list[list[int]]
+    completions: list[list[int]] | None = None  # filled when sampled with the autonomous rows
+
+
+@dataclass
 class _Batch:
     """One step's whole-group view (identical on every process) and its local loss sums (reduced at the step's end)."""
 
@@ -381,6 +393,7 @@ class SGPOTrainer(GRPOTrainer):
         self._capture: list | None = None
         self._local_rewards: list[float] = []
         self._t_generate = self._t_step = 0.0
+        self._plan: _Plan | None = None
 
         def verifier(prompts, completions, completion_ids, problem_id, **_):
             rewards = [float(self.task.correct(self._problems[i], self._text(ids)))
@@ -422,10 +435,23 @@ class SGPOTrainer(GRPOTrainer):
 
     # ------------------------------------------------------------------------------- 1-4: a batch
 
-    def _generate_single_turn(self, *args, **kwargs):
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, **kwargs):
+        """TRL's generation, timed. On the transformers path, the first call of a step (the autonomous rows) also
+        samples this process's share of guided rows: one decoding loop for both, as the lab's engine samples them
+        (vLLM's own batching gets the guided share as a call of its own, in ``_guided``)."""
         t0 = time.perf_counter()
+        plan = self._plan
+        combine = (plan is not None and plan.completions is None and plan.prompt_ids and not self.use_vllm
+                   and not self.use_transformers_continuous_batching and images is None and not multimodal_fields)
         try:
-            return super()._generate_single_turn(*args, **kwargs)
+            if not combine:
+                return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, **kwargs)
+            plan.completions = []
+            n = len(prompt_ids)
+            ids, logprobs = super()._generate_single_turn(list(prompt_ids) + plan.prompt_ids, images,
+                                                          multimodal_fields, num_generations, **kwargs)
+            plan.completions = ids[n:]
+            return ids[:n], (logprobs[:n] if logprobs is not None else None)
         finally:
             self._t_generate += time.perf_counter() - t0
 
@@ -440,28 +466,43 @@ class SGPOTrainer(GRPOTrainer):
             return super()._generate_and_score_completions(inputs)
         t0 = time.perf_counter()
         self._t_generate = 0.0
-        output = super()._generate_and_score_completions(inputs)
-        batch = self._whole_groups(inputs, output)
+        self._plan = self._plan_step(inputs)
+        try:
+            output = super()._generate_and_score_completions(inputs)
+            batch = self._whole_groups(inputs, output)
+        finally:
+            self._plan = None
         batch.time_sample = self._t_generate
         batch.time_score = time.perf_counter() - t0 - self._t_generate
         self._batch = batch
         return output
 
-    def _whole_groups(self, inputs: list[dict], output: dict) -> _Batch:
-        """2-4 on whole groups: gather rewards and guided rollouts, then advantages, weights, targets and slots."""
-        cfg, acc = self.sgpo_config, self.accelerator
-        G, H, B = self.num_generations, cfg.guided_size, len(inputs)
+    def _plan_step(self, inputs: list[dict]) -> _Plan:
+        """The step's problems (every process's rows gathered) and this process's equal share of the P*H guided
+        prompts (past the end: repeats of the last prompt, dropped after gathering)."""
+        acc, G, H = self.accelerator, self.num_generations, self.sgpo_config.guided_size
         ids = gather_object([x["problem_id"] for x in inputs])
         P = len(ids) // G
         if any(ids[i * G + j] != ids[i * G] for i in range(P) for j in range(G)):
             raise RuntimeError("TRL's batch does not hold whole groups in order; expected G rows per problem")
         problems = [self._problems[ids[i * G]] for i in range(P)]
         cards = [card_of(self.task, p, self.cards) for p in problems]
+        prompts = [self.prompter.guided(p.question, c) for p, c in zip(problems, cards) for _ in range(H)]
+        share = -(-len(prompts) // acc.num_processes) if prompts else 0
+        mine = [min(k, len(prompts) - 1) for k in range(acc.process_index * share, (acc.process_index + 1) * share)]
+        prompt_ids = encode_prompts(self.processing_class, [prompts[k] for k in mine], check=False) if mine else []
+        return _Plan(problems, cards, len(prompts), mine, prompt_ids)
+
+    def _whole_groups(self, inputs: list[dict], output: dict) -> _Batch:
+        """2-4 on whole groups: gather rewards and guided rollouts, then advantages, weights, targets and slots."""
+        cfg, acc, plan = self.sgpo_config, self.accelerator, self._plan
+        G, H, B = self.num_generations, cfg.guided_size, len(inputs)
+        problems, cards, P = plan.problems, plan.cards, len(plan.problems)
         step = self.sgpo_start_step + self.state.global_step + 1
         dev = acc.device
         r_auto = gather(torch.tensor(self._local_rewards, dtype=torch.float32, device=dev)).cpu().view(P, G)
         lengths = gather(output["completion_mask"].sum(1).to(dev)).cpu().view(P, G)
-        guided_ids, guided_texts, guided_rewards = self._guided(problems, cards)
+        guided_ids, guided_texts, guided_rewards = self._guided(plan)
         r_guided = torch.tensor(guided_rewards, dtype=torch.float32).view(P, H) if H else torch.zeros(P, 0)
         p_auto = r_auto.mean(1)
         p_guided = r_guided.mean(1) if H else torch.full((P,), float("nan"))
@@ -484,24 +525,22 @@ class SGPOTrainer(GRPOTrainer):
         output["sgpo_slot"], output["sgpo_coef"] = (t.to(dev) for t in self._slots(targets, B))
         return _Batch(step, problems, cards, r_auto, r_guided, lengths, weights, chosen, targets, guided_texts)
 
-    def _guided(self, problems: list[Problem], cards: list[str]):
-        """H guided rollouts per problem through TRL's generation path: equal shares per process, then gathered."""
-        H, acc = self.sgpo_config.guided_size, self.accelerator
+    def _guided(self, plan: _Plan):
+        """H guided rollouts per problem through TRL's generation path (sampled with the autonomous rows, or a call of
+        their own), scored by the verifier where they were sampled, then gathered: every process holds them all."""
+        H = self.sgpo_config.guided_size
         if not H:
             return [], [], []
-        prompts = [self.prompter.guided(p.question, c) for p, c in zip(problems, cards) for _ in range(H)]
-        n, rank = acc.num_processes, acc.process_index
-        share = -(-len(prompts) // n)
-        mine = list(range(rank * share, (rank + 1) * share))  # past the end: a repeat of the last, dropped below
-        prompt_ids = encode_prompts(self.processing_class, [prompts[min(k, len(prompts) - 1)] for k in mine],
-                                    check=False)
-        completions, _ = self._generate_single_turn(prompt_ids, None, {}, 1)
+        completions = plan.completions
+        if completions is None:
+            plan.completions = []  # a call of its own, not to be combined again
+            completions, _ = self._generate_single_turn(plan.prompt_ids, None, {}, 1)
         rows = []
-        for k, ids in zip(mine, completions):
+        for k, ids in zip(plan.mine, completions):
             ids = [int(t) for t in ids]
             text = self._text(ids)
-            rows.append((ids, text, float(self.task.correct(problems[min(k, len(prompts) - 1) // H], text))))
-        rows = gather_object(rows)[: len(prompts)]
+            rows.append((ids, text, float(self.task.correct(plan.problems[k // H], text))))
+        rows = gather_object(rows)[: plan.n_guided]
         return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
     def _choose(self, problems: list[Problem], r_guided: torch.Tensor, guided_ids: list[list[int]],
