@@ -315,7 +315,9 @@ def load(kind: str, path: str | Path, name: str | None = None, *, say=st.error) 
 
 
 def run_keys(table: pd.DataFrame, names: list[str]) -> tuple:
-    """``(name, method, seed, path, stamp)`` of each chosen run: everything a multi-run view depends on.
+    """``(name, group, seed, path, stamp)`` of each chosen run: everything a multi-run view depends on. The group
+    (``with_groups``: the method, plus the config fields where runs of it differ) is what views pool as seeds; a
+    table without groups pools by method.
 
     A run that cannot be found any more is left out with a one-line warning.
     """
@@ -327,7 +329,8 @@ def run_keys(table: pd.DataFrame, names: list[str]) -> tuple:
         except R.RunError as err:
             st.warning(f"Run `{name}` is left out: {one_line(err)}.")
             continue
-        keys.append((name, str(rows.loc[name, "method"]), _count(rows.loc[name, "seed"]), str(path), _stamp(path)))
+        group = rows.loc[name, "group"] if "group" in rows.columns else rows.loc[name, "method"]
+        keys.append((name, str(group), _count(rows.loc[name, "seed"]), str(path), _stamp(path)))
     return tuple(keys)
 
 
@@ -365,15 +368,16 @@ def collect(kind: str, table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def run_figure(builder: str, kind: str, keys: tuple, *args, **kwargs):
+def run_figure(builder: str, kind: str, keys: tuple, *args, look: tuple = (), **kwargs):
     """``sgpo_lab.viz.<builder>(collect_keys(kind, keys), *args, **kwargs)``, built once per runs' files and settings.
 
     A resource, not a copy: ``st.plotly_chart`` only reads the figure. A live run's fragment redraws every few
     seconds; unless the writer wrote, that costs no rebuild (the figure is most of a rerun's CPU).
     """
     from sgpo_lab import viz
+    from sgpo_lab.viz.style import apply_look
 
-    return getattr(viz, builder)(collect_keys(kind, keys), *args, **kwargs)
+    return apply_look(getattr(viz, builder)(collect_keys(kind, keys), *args, **kwargs), **dict(look))
 
 
 def is_empty(fig) -> bool:

@@ -1,8 +1,9 @@
 """The sgpo-lab workbench: a thin router. Run with ``streamlit run app/main.py`` (or ``make app``).
 
-The sidebar holds the one setting every page shares, the runs root (default: the shipped
-``demo_runs/``, or ``$SGPO_LAB_RUNS``). Each page is a short script under ``pages/`` that calls
-``sgpo_lab``; ``common.py`` holds the cached loaders.
+The sidebar holds what every page shares: the runs root (default: the shipped ``demo_runs/``, or
+``$SGPO_LAB_RUNS``; kept in the URL as ``?root=`` so a reload keeps it), the theme (figures follow it) and
+presentation mode. The app opens on the Start page (SGPO's story in five steps). Each page is a short script under
+``pages/`` that calls ``sgpo_lab``; ``common.py`` holds the cached loaders.
 """
 
 import sys
@@ -20,19 +21,41 @@ import common  # noqa: E402
 st.set_page_config(page_title="sgpo-lab", page_icon="🧪", layout="wide")
 
 if "runs_root" not in st.session_state:
-    st.session_state.runs_root = common.default_runs_root()
+    st.session_state.runs_root = st.query_params.get(common.QP_ROOT) or common.default_runs_root()
+common.from_url("theme", "presentation")
+if isinstance(st.session_state.get("presentation"), str):
+    st.session_state.presentation = st.session_state.presentation == "1"
 st.sidebar.text_input("Runs root", key="runs_root",
                       help="A folder of run directories (each written by `sgpo-lab train --out ...`). "
-                           "Default: the shipped demo runs, or $SGPO_LAB_RUNS.")
+                           "Default: the shipped demo runs, or $SGPO_LAB_RUNS. Kept in the address (?root=), so a "
+                           "reload or a shared link keeps it.")
+common.keep_root_in_url()
 
 pages = [
-    st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:", default=True),
+    st.Page("pages/start.py", title="Start", icon="🧭", default=True),
     st.Page("pages/explore.py", title="Explore", icon=":material/biotech:"),
-    st.Page("pages/weights.py", title="Weights", icon=":material/balance:"),
     st.Page("pages/absorption.py", title="Absorption", icon=":material/water_drop:"),
+    st.Page("pages/weights.py", title="Weights", icon=":material/balance:"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:"),
+    st.Page("pages/rollouts.py", title="Rollouts", icon=":material/list_alt:"),
     st.Page("pages/compare.py", title="Compare", icon=":material/table_chart:"),
     st.Page("pages/train.py", title="Train", icon=":material/play_circle:"),
 ]
-st.navigation(pages).run()
+page = st.navigation(pages)
+with st.sidebar:
+    st.radio("Theme", ["auto", "light", "dark"], key="theme", horizontal=True,
+             help="auto follows the browser; figures follow the page.")
+    st.toggle("Presentation mode", key="presentation",
+              help="Large fonts everywhere (figures, token views, tables) and a narrower sidebar, for a projector.")
+if st.session_state.get("theme", "auto") != "auto":
+    common.to_url("theme")
+else:
+    st.query_params.pop("theme", None)
+if st.session_state.get("presentation"):
+    st.query_params["presentation"] = "1"
+else:
+    st.query_params.pop("presentation", None)
+common.page_style()
+page.run()
 st.sidebar.caption("SGPO: a weak model learns *how to reason* by distilling the shift a strategy card induces "
                    "in its own next-token distribution.")

@@ -1,21 +1,50 @@
 """Absorption: the same probe completions across training; does the strategy's shift shrink?"""
 
 import common
+import pandas as pd
 import streamlit as st
 
-from sgpo_lab.viz import absorption_curve_figure, absorption_heatmap_figure, token_shift_figure
-from sgpo_lab.viz.tokens import VALUE_LABELS, default_vmax
+from sgpo_lab.viz import absorption_curve_figure, absorption_heatmap_figure
+from sgpo_lab.viz.absorption import absorption_story
+from sgpo_lab.viz.style import apply_look
+from sgpo_lab.viz.tokens import VALUE_LABELS, default_vmax, token_html
+
+URL_KEYS = ("abs_run", "abs_probe", "abs_step", "abs_value")
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def curve_figure(keys: tuple, value: str, step: int, look: tuple):
+    frame = common.collect_keys("token_shifts", keys) if len(keys) > 1 else common._load("token_shifts", keys[0][3],
+                                                                                         keys[0][4])[0]
+    return apply_look(absorption_curve_figure(frame, value, step=step), **dict(look))
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def heatmap_figure(path: str, stamp: tuple, probe: str, value: str, vmax: float, look: tuple):
+    shifts = common._load("token_shifts", path, stamp)[0]
+    return apply_look(absorption_heatmap_figure(shifts, probe, value, vmax=vmax), **dict(look))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def story(path: str, stamp: tuple, value: str) -> str:
+    return absorption_story(common._load("token_shifts", path, stamp)[0], value)
 
 
 def main():
     st.title("Absorption")
-    st.caption("The trainer re-scores a fixed probe set (completions fixed at step 0) at probe steps. As SGPO distils "
-               "the strategy into the unguided policy, pi(.|x) moves towards pi(.|x, s) and the per-token KL falls.")
+    st.caption("The trainer re-scores a fixed probe set (completions fixed at step 0) at probe steps. If the student "
+               "absorbs the strategy, π(·|x) moves towards π(·|x, s) at the tokens where the card decides, and their "
+               "KL fades. What this run shows is said under the first figure, from its data.")
     table = common.runs_table()
     if table is None:
         return
+    common.from_url(*URL_KEYS, numbers=("abs_step",))
+    if st.session_state.get("abs_run") not in set(table["name"]):
+        st.session_state.pop("abs_run", None)
     name = common.pick_run(table, "abs_run", reset=("abs_probe", "abs_step", "abs_compare"))
-    shifts = common.load("token_shifts", common.run_path(name), name)
+    path = common.run_path(name)
+    stamp = common._stamp(path)
+    shifts = common.load("token_shifts", path, name)
     if shifts is None:
         return
     if shifts.empty:
@@ -23,6 +52,8 @@ def main():
                 "missing or unreadable).")
         return
     c1, c2 = st.columns([1, 3])
+    if st.session_state.get("abs_value") not in (None, "kl", "logp_change"):
+        st.session_state.pop("abs_value")
     value = c1.radio("Colour by", ["kl", "logp_change"], format_func=VALUE_LABELS.get, key="abs_value")
     task = table.set_index("name").loc[name, "task"]
     others = [n for n, t in zip(table["name"], table["task"]) if n != name and t == task]  # never across tasks
@@ -30,21 +61,55 @@ def main():
                              help=f"Runs of the same task (`{task}`).")
 
     steps = sorted(int(s) for s in shifts["step"].unique())
+    if st.session_state.get("abs_step") not in steps:
+        st.session_state.pop("abs_step", None)
     step = st.select_slider("Step", steps, value=steps[-1], key="abs_step") if len(steps) > 1 else steps[0]
-    curve = common.collect("token_shifts", table, [name, *compare]) if compare else shifts
-    st.plotly_chart(absorption_curve_figure(curve, value, step=step), key="abs_curve", **common.PLOT)
+    keys = common.run_keys(common.with_groups(table), [name, *compare]) if compare else ((name, "", None, str(path),
+                                                                                            stamp),)
+    fig = curve_figure(keys, value, step, tuple(common.look().items()))
+    common.show(fig, "abs_curve", themed=True, data=shifts.drop(columns=[c for c in shifts.columns
+                                                                         if c.startswith("top_")]),
+                name=f"{name}-absorption")
+    st.caption(story(str(path), stamp, value) + (" Thin lines: one per probe, coloured by family; thick: their mean."
+                                                 if not compare else " One line per run (mean over its probes)."))
 
     probes = shifts.drop_duplicates("problem_id").set_index("problem_id")
     question = probes["question"] if "question" in probes.columns else probes.index.to_series()
+    if st.session_state.get("abs_probe") not in set(probes.index):
+        st.session_state.pop("abs_probe", None)
     probe = st.selectbox("Probe problem", probes.index.tolist(), key="abs_probe",
                          format_func=lambda p: f"{p}:  {short(question[p])}")
+    common.to_url(*URL_KEYS)
     rows = shifts[shifts["problem_id"] == probe]
     show_card(rows)
     vmax = default_vmax(rows[value], value)  # one range for every step: the fading is real
     at_step = rows[rows["step"] == step].sort_values("position")
-    st.plotly_chart(token_shift_figure(at_step, value, vmax=vmax, title=f"step {step}"), key="abs_tokens",
-                    **common.PLOT)
-    st.plotly_chart(absorption_heatmap_figure(shifts, probe, value, vmax=vmax), key="abs_heat", **common.PLOT)
+    st.markdown(f"**Step {step}**: the probe's completion, each token coloured by {VALUE_LABELS[value]} "
+                "(hover a token for its probabilities and both top-k lists).")
+    st.html(token_html(at_step, value, vmax=vmax))
+    st.caption(step_caption(rows, value, step, steps))
+    heat = heatmap_figure(str(path), stamp, probe, value, vmax, tuple(common.look().items()))
+    common.show(heat, "abs_heat", themed=True, name=f"{name}-{probe}-heatmap",
+                data=rows[["step", "position", "token", value]])
+    st.caption("Rows: probe steps; columns: the completion's tokens. A column that fades from dark to light is a "
+               "decision the student absorbed; one that darkens is a token whose shift grew.")
+
+
+def step_caption(rows: pd.DataFrame, value: str, step: int, steps: list[int]) -> str:
+    """Which token of this probe carries the most shift at the first step, and what became of it by ``step``."""
+    v = pd.to_numeric(rows[value], errors="coerce").abs()
+    frame = rows.assign(v=v)
+    first = frame[frame["step"] == steps[0]].set_index("position")
+    now = frame[frame["step"] == step].set_index("position")
+    if first.empty or now.empty or first["v"].isna().all():
+        return ""
+    pos = first["v"].idxmax()
+    tok = repr(str(first.loc[pos, "token"]))
+    then, later = first.loc[pos, "v"], now["v"].get(pos, float("nan"))
+    what = "|log p change|" if value == "logp_change" else "KL"
+    return (f"At step {steps[0]} the token with the largest {what} is {tok} at position {pos} ({then:.2f}); at step "
+            f"{step} it is {later:.2f}. The mean over this probe's tokens goes {first['v'].mean():.2f} → "
+            f"{now['v'].mean():.2f}.")
 
 
 def short(text, limit: int = 90) -> str:

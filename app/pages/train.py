@@ -101,7 +101,7 @@ def check(method: str, model: str, steps: int, seed: int, task: str, sets_text: 
 
 
 def submit(root: Path | None, method: str, model: str, steps: int, seed: int, name: str, task: str,
-           sets_text: str) -> None:
+           sets_text: str, label: str = "") -> None:
     task = task.strip() or DEFAULT_TASK
     name = name.strip() or f"{method}-s{seed}-{time.strftime('%H%M%S')}"
     if root is None:
@@ -126,6 +126,14 @@ def submit(root: Path | None, method: str, model: str, steps: int, seed: int, na
             st.error(f"Cannot start the run: {common.one_line(err)}.")
             return
         common.LAUNCHED.append(job["proc"])
+    label = " ".join(label.split())[:60]
+    if label:  # what the Runs page groups this run by (with runs of the same label and config)
+        try:
+            (Path(job["log"]).parent / f"{name}{common.LABEL_SUFFIX}").write_text(label + "\n")
+        except OSError as err:
+            st.warning(f"The label was not saved ({common.one_line(err)}); the run is grouped by its method.")
+    st.session_state.train_launched_at = time.time()
+    common.refresh_runs()
     st.session_state.setdefault("train_jobs", []).append(job)
     st.success(f"Launched `{name}` on `{task}` (process {job['proc'].pid}); its log is `{job['log']}`.")
 
@@ -147,6 +155,7 @@ def _stop(job: dict) -> None:
 
 
 def _open_in_runs(root: Path) -> None:
+    common.refresh_runs()  # the new run shows at once; the Runs page then watches the root while it runs
     st.session_state.runs_root = str(root)
     st.session_state.train_open_runs = True
 
@@ -213,12 +222,17 @@ def main():
         steps = int(c3.number_input("Steps", 1, 1000, 10, key="train_steps"))
         seed = int(c4.number_input("Seed", 0, 10**6, 0, key="train_seed"))
         name = c5.text_input("Run name", key="train_name", placeholder="default: <method>-s<seed>-<time>")
+        label = st.text_input("Label (optional)", key="train_label", max_chars=60,
+                              placeholder="e.g. sgpo lr=1e-3: runs with one label and config are averaged as seeds",
+                              help="The Runs page groups runs by method and the config fields where they differ; "
+                                   "a label names the group instead (runs of one label whose configs differ are "
+                                   "still drawn apart).")
         sets_text = st.text_area("More settings (one TrainConfig field=value per line)", key="train_sets",
                                  placeholder="eval_every=5\nproblems_per_step=4", height=90)
         submitted = st.form_submit_button("Launch", type="primary", disabled=root is None)
     if submitted:
         model = model_dir.strip() if size == OTHER else size
-        submit(root, method, model, steps, seed, name, task, sets_text)
+        submit(root, method, model, steps, seed, name, task, sets_text, label)
     if not sizes:
         st.info("No shipped model is on disk yet: choose '(a directory)' and type a model or run directory.")
     jobs = st.session_state.get("train_jobs", [])
