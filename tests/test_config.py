@@ -66,7 +66,7 @@ def _cli(*args, cwd=None):
     (["train", "--model", "{tmp}/missing", "--steps", "1", "--out", "{tmp}/r"], "neither a size"),
     (["train", "--steps", "1", "--out", "/proc/sgpo-run"], "cannot write to output directory"),
     (["world-report", "--size", "huge"], "neither a size"),
-    (["world-report", "--family", "algebra"], "unknown family 'algebra'; expected one of: sum, count"),
+    (["world-report", "--family", "algebra"], "has no problem type(s) ['algebra']; expected some of: sum, count"),
     (["world-report", "--split", "test"], "unknown split 'test'"),
     (["shifts", "--problem", "sum 3 é", "--strategy", "sum/left_to_right", "--model", "tiny"], "'é'"),
     (["shifts", "--problem", "sum-id-9999", "--model", "tiny"], "out of range"),
