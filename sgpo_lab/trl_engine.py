@@ -133,6 +133,8 @@ def check_supported(cfg: TrainConfig) -> None:
     for name, (value, why) in UNSUPPORTED.items():
         if getattr(cfg, name, value) != value:
             raise EngineError(f"method {cfg.method!r} with {name}={getattr(cfg, name)}: {why}")
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise EngineError(f"device={cfg.device!r} but torch sees no CUDA device; expected device=cpu here")
 
 
 @dataclass
@@ -295,7 +297,6 @@ class _Plan:
     n_guided: int  # P * H
     mine: list[int]  # indices into the P*H guided prompts (problem-major)
     prompt_ids: list[list[int]]
-    completions: list[list[int]] | None = None  # filled when sampled with the autonomous rows
 
 
 @dataclass
@@ -435,23 +436,13 @@ class SGPOTrainer(GRPOTrainer):
 
     # ------------------------------------------------------------------------------- 1-4: a batch
 
-    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, **kwargs):
-        """TRL's generation, timed. On the transformers path, the first call of a step (the autonomous rows) also
-        samples this process's share of guided rows: one decoding loop for both, as the lab's engine samples them
-        (vLLM's own batching gets the guided share as a call of its own, in ``_guided``)."""
+    def _generate_single_turn(self, *args, **kwargs):
+        """TRL's generation (transformers, or vLLM server/colocate), timed. The guided rows get a call of their own:
+        in one transformers ``generate`` call with the autonomous rows, every row would be padded to the guided
+        prompts' length (5x the autonomous ones' on the Strategy World), which costs more than a second call."""
         t0 = time.perf_counter()
-        plan = self._plan
-        combine = (plan is not None and plan.completions is None and plan.prompt_ids and not self.use_vllm
-                   and not self.use_transformers_continuous_batching and images is None and not multimodal_fields)
         try:
-            if not combine:
-                return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, **kwargs)
-            plan.completions = []
-            n = len(prompt_ids)
-            ids, logprobs = super()._generate_single_turn(list(prompt_ids) + plan.prompt_ids, images,
-                                                          multimodal_fields, num_generations, **kwargs)
-            plan.completions = ids[n:]
-            return ids[:n], (logprobs[:n] if logprobs is not None else None)
+            return super()._generate_single_turn(*args, **kwargs)
         finally:
             self._t_generate += time.perf_counter() - t0
 
@@ -526,15 +517,12 @@ class SGPOTrainer(GRPOTrainer):
         return _Batch(step, problems, cards, r_auto, r_guided, lengths, weights, chosen, targets, guided_texts)
 
     def _guided(self, plan: _Plan):
-        """H guided rollouts per problem through TRL's generation path (sampled with the autonomous rows, or a call of
-        their own), scored by the verifier where they were sampled, then gathered: every process holds them all."""
+        """H guided rollouts per problem through TRL's generation path (this process's share: one generation each),
+        scored by the verifier where they were sampled, then gathered: every process holds them all."""
         H = self.sgpo_config.guided_size
         if not H:
             return [], [], []
-        completions = plan.completions
-        if completions is None:
-            plan.completions = []  # a call of its own, not to be combined again
-            completions, _ = self._generate_single_turn(plan.prompt_ids, None, {}, 1)
+        completions, _ = self._generate_single_turn(plan.prompt_ids, None, {}, 1)
         rows = []
         for k, ids in zip(plan.mine, completions):
             ids = [int(t) for t in ids]

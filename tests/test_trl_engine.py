@@ -88,6 +88,24 @@ def test_sgpo_config_refuses_what_breaks_the_lab_s_objective(fields, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_the_gpu_recipe_holds_the_paper_s_setup_and_parses():
+    from sgpo_lab.trl import load_config_file, trl_section
+
+    recipe = ROOT / "configs" / "sgpo_qwen2.5_7b.yaml"
+    cfg = load_config_file(recipe, task="jsonl:sgpo_lab/data/gsm8k_sample.jsonl", problems_per_step=2, device="cpu")
+    paper = {"method": "sgpo", "group_size": 8, "guided_size": 4, "eps_low": 0.2, "eps_high": 0.28, "kl_delta": 1.0,
+             "alpha0": 0.5, "gamma": 0.1, "alpha_max": 0.8, "kl_direction": "forward", "teacher": "live"}
+    assert {k: getattr(cfg, k) for k in paper} == paper and "Qwen2.5-7B-Instruct" in cfg.model
+    section = trl_section(recipe)
+    assert section["use_vllm"] is True and section["vllm_mode"] in ("colocate", "server")
+    args = SGPOConfig.from_train_config(cfg, output_dir="unused", **{**section, "bf16": False})
+    assert args.use_vllm and args.generation_batch_size == 16
+    for name, kind in (("deepspeed_zero2", "DEEPSPEED"), ("multi_gpu", "MULTI_GPU"), ("cpu_2proc", "MULTI_GPU")):
+        accelerate = yaml.safe_load((ROOT / "configs" / "accelerate" / f"{name}.yaml").read_text())
+        assert accelerate["distributed_type"] == kind
+        assert accelerate.get("deepspeed_config", {}).get("zero_stage", 2) == 2  # ZeRO-3 is refused
+
+
 # ------------------------------------------------------------------------------ parity with the lab
 
 
