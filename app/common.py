@@ -700,10 +700,12 @@ def config_groups(configs: dict[str, dict], methods: dict[str, str], labels: dic
     lr=0.0003``: never one line with a band over two configs.
     """
     base = {run: labels.get(run) or methods.get(run, "?") for run in configs}
+    task = {run: task_spec(configs[run]) for run in configs}  # runs of different tasks are never shown together
     out = {}
-    for name in dict.fromkeys(base.values()):
-        runs = [r for r in configs if base[r] == name]
-        keys = sorted({k for r in runs for k in configs[r]} - set(GROUP_IGNORED) - {"__error__"})
+    for name, spec in dict.fromkeys(zip(base.values(), task.values())):
+        runs = [r for r in configs if base[r] == name and task[r] == spec]
+        # fields every run records (a run made before a field existed is not told apart by it)
+        keys = sorted(set.intersection(*(set(configs[r]) for r in runs)) - set(GROUP_IGNORED) - {"__error__"})
         differ = [k for k in keys if len({repr(configs[r].get(k)) for r in runs}) > 1]
         for r in runs:
             if not differ:

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 import common
 import pandas as pd
 import streamlit as st
+import worldcheck
 
 from sgpo_lab.models import ModelLoadError
 from sgpo_lab.runs import list_checkpoints
 from sgpo_lab.tasks import DEFAULT_TASK, TASK_KINDS, Problem, Task, TaskError
-from sgpo_lab.viz import token_shift_figure
-from sgpo_lab.viz.tokens import VALUE_LABELS, default_vmax
+from sgpo_lab.viz.tokens import VALUE_LABELS, default_vmax, display_token, token_html, topk_figure
 
 MAX_QUESTION = 1_000  # characters of a typed question (the world's are under 40, a GSM8K one a few hundred)
 MAX_ANSWER = 1_000  # characters of a typed gold answer
@@ -247,6 +247,20 @@ def typed_problem(task: Task) -> Pick | None:
             return Pick(found.question, answer or found.answer, task.card(found) or None, found.family,
                         found if answer is None else None)
     family = task.families[0] if len(task.families) == 1 else None
+    if common.is_world(task):
+        parsed = worldcheck.parse_question(question)
+        if parsed is not None:
+            family = parsed.family
+            if answer is None:
+                answer = parsed.answer
+                st.caption(f"A `{parsed.family}` question of the world: its gold answer is **`{parsed.answer}`** "
+                           "(computed by the world; type another above to grade against it instead).")
+            elif answer != parsed.answer:
+                st.warning(f"The world computes `{parsed.answer}` for this question; the completions are graded "
+                           f"against your `{answer}`.")
+        else:
+            st.caption("Not one of the world's question formats (`sum 3 8 5 2`, `count over 4 in 9 3 5`, `3x+5=17`, "
+                       "`23*4`): type a gold answer to grade the completions.")
     return Pick(question, answer, None, family, None)
 
 
@@ -378,7 +392,7 @@ def main():
 
     res = completions(spec, common.model_stamp(spec), task_spec, pick.question, card, n, seed, max_new)
     show_completions(res, n, task, task_spec, pick)
-    show_shift(spec, task_spec, pick.question, card, res)
+    show_shift(spec, task_spec, pick.question, card, res, task, pick, table)
 
 
 def show_prompts(p, question: str, card: str):
@@ -411,14 +425,19 @@ def verdicts(task_spec: str, pick: Pick, texts: list[str]) -> list[bool] | None:
 
 def show_completions(res: dict, n: int, task: Task, task_spec: str, pick: Pick):
     cols = st.columns(2)
+    world = common.is_world(task)
+    texts = []
     for col, side, title in zip(cols, ("guided", "unguided"), ("With the strategy", "Without it")):
         r = res[side]
         ok = verdicts(task_spec, pick, r["samples"])
         greedy_ok = verdicts(task_spec, pick, [r["greedy"]])
+        texts += [r["greedy"], *r["samples"]]
         with col:
-            mark = "" if greedy_ok is None else " ✅ verified" if greedy_ok[0] else " ❌ not verified"
+            mark = "" if greedy_ok is None else " ✓ right" if greedy_ok[0] else " ✗ wrong"
             st.markdown(f"**{title}** (greedy){mark}")
             st.code(r["greedy"] or "(empty completion)", language=None, wrap_lines=True)
+            st.caption(worldcheck.verdict_line(None if greedy_ok is None else greedy_ok[0], pick.gold, pick.question,
+                                               r["greedy"], world=world))
             if ok is None:
                 st.caption("Type the gold answer to score the completions.")
             else:
@@ -426,11 +445,21 @@ def show_completions(res: dict, n: int, task: Task, task_spec: str, pick: Pick):
                           help=f"temperature-1 samples that `{task.name}`'s verifier accepts "
                                f"(answer extracted as the task extracts it)")
             with st.expander(f"{n} samples"):
-                st.dataframe(pd.DataFrame({"completion": r["samples"], "verified": ok or [None] * n}),
-                             hide_index=True)
+                rows = pd.DataFrame({"": ["✓" if v else "✗" for v in ok] if ok else ["❔"] * n,
+                                     "completion": r["samples"],
+                                     "answer": [task.extract_answer(t) for t in r["samples"]],
+                                     "gold": [pick.gold] * n})
+                if world:
+                    rows["wrong steps"] = [", ".join(worldcheck.wrong_steps(pick.question, t)) for t in r["samples"]]
+                st.dataframe(rows, hide_index=True)
+    if world:
+        notes = worldcheck.notation_notes(pick.family, texts)
+        if notes:
+            st.caption("How to read these: " + " ".join(notes))
 
 
-def show_shift(spec: str, task_spec: str, question: str, card: str, res: dict):
+def show_shift(spec: str, task_spec: str, question: str, card: str, res: dict, task: Task | None = None,
+               pick: Pick | None = None, table=None):
     st.subheader("Token shift")
     c1, c2, c3, c4 = st.columns([1.4, 1.4, 1, 1])
     options = {"guided": "greedy, with the strategy", "unguided": "greedy, without it", "typed": "type a completion"}
@@ -451,21 +480,97 @@ def show_shift(spec: str, task_spec: str, question: str, card: str, res: dict):
     else:
         completion = res[which]["greedy_ids"]
     try:
-        table = shift_table(spec, common.model_stamp(spec), task_spec, question, card, completion)
+        table_ = shift_table(spec, common.model_stamp(spec), task_spec, question, card, completion)
     except ValueError as err:  # empty completion, characters outside the alphabet
         st.error(common.one_line(err))
         return
+    if pick is not None and task is not None:
+        text = table_.attrs.get("completion") or "".join(map(str, table_["token"]))
+        ok = verdicts(task_spec, pick, [text])
+        st.caption("This completion: " + worldcheck.verdict_line(None if ok is None else ok[0], pick.gold, question,
+                                                                 text, world=common.is_world(task)))
     vmax = None if auto else float(vmax)
-    fig = token_shift_figure(table, value, vmax=vmax)
-    st.plotly_chart(fig, key="ex_tokens", **common.PLOT)
-    st.caption(f"{len(table)} tokens · colour range {fig.layout.meta['vmax']:.3g} "
-               f"(auto: {default_vmax(table[value], value):.3g}) · mean KL {table['kl'].mean():.3f} · "
-               "hover a token for its probability with and without the strategy and both top-k lists.")
-    top = table.nlargest(min(8, len(table)), "kl").copy()
-    for col in ("top_guided", "top_unguided"):
-        top[col] = [" ".join(repr(str(t)) for t in ts) for ts in top[col]]
-    st.dataframe(top[["position", "token", "kl", "logp_change", "p_guided", "p_unguided", "top_guided",
-                      "top_unguided"]], hide_index=True)
+    shown = vmax or default_vmax(table_[value], value)
+    second = second_card(task, task_spec, pick, table, card) if task is not None else None
+    pinned = st.session_state.get("ex_pin")
+    if second is not None:
+        try:
+            other = shift_table(spec, common.model_stamp(spec), task_spec, question, second[1], completion)
+        except ValueError as err:
+            st.error(common.one_line(err))
+            other = None
+        if other is not None:
+            shown = vmax or max(shown, default_vmax(other[value], value))  # one colour range for both views
+            left, right = st.columns(2)
+            with left:
+                st.markdown("**This card**")
+                st.html(token_html(table_, value, vmax=shown, pinned=pinned))
+                st.caption(f"mean KL {table_['kl'].mean():.3f} · largest {table_['kl'].max():.2f} at "
+                           f"{str(table_.loc[table_['kl'].idxmax(), 'token'])!r}")
+            with right:
+                st.markdown(f"**{second[0]}**")
+                st.html(token_html(other, value, vmax=shown, pinned=pinned))
+                st.caption(f"mean KL {other['kl'].mean():.3f} · largest {other['kl'].max():.2f} at "
+                           f"{str(other.loc[other['kl'].idxmax(), 'token'])!r}")
+    else:
+        st.html(token_html(table_, value, vmax=shown, pinned=pinned))
+    st.caption(f"{len(table_)} tokens · colour range {shown:.3g} (auto: {default_vmax(table_[value], value):.3g}) · "
+               f"mean KL {table_['kl'].mean():.3f} · hover a token for its probability with and without the strategy "
+               "and both top-k lists; click a bar below (or pick a position) to pin a token.")
+    pin_panel(table_)
+
+
+def pin_panel(table_):
+    """Per-token KL as bars (click one to pin it) and the pinned token's two top-k distributions as bars."""
+    import plotly.graph_objects as go
+
+    labels = [f"{p}:{display_token(str(t))}" for p, t in zip(table_["position"], table_["token"])]
+    bars = go.Figure(go.Bar(x=labels, y=table_["kl"], marker_color="#D55E00",
+                            hovertemplate="%{x}<br>KL %{y:.3f}<extra></extra>"))
+    bars.update_layout(height=230, margin={"l": 50, "r": 10, "t": 10, "b": 60}, yaxis_title="KL",
+                       xaxis={"tickangle": -60, "type": "category"}, dragmode=False)
+    event = common.show(bars, "ex_kl_bars", data=table_.drop(columns=[c for c in table_.columns
+                                                                      if c.startswith("top_")]),
+                        name="token-shift", on_select="rerun", selection_mode="points")
+    positions = table_["position"].tolist()
+    clicked = (event.selection.points if event and getattr(event, "selection", None) else []) or []
+    if clicked:
+        index = clicked[0].get("point_index", clicked[0].get("pointIndex"))
+        if index is not None and 0 <= int(index) < len(positions):
+            st.session_state.ex_pin = positions[int(index)]
+    if st.session_state.get("ex_pin") not in positions:
+        st.session_state.ex_pin = int(table_.loc[table_["kl"].idxmax(), "position"])
+    pos = st.selectbox("Pinned token", positions, key="ex_pin",
+                       format_func=lambda p: f"{p}: {display_token(str(table_.set_index('position').loc[p, 'token']))}"
+                                             f"  (KL {table_.set_index('position').loc[p, 'kl']:.3f})")
+    row = table_.set_index("position").loc[pos]
+    row = {**row.to_dict(), "position": pos}
+    common.show(topk_figure(row, title=f"token {display_token(str(row['token']))!r} at position {pos}: "
+                                       f"p {row['p_unguided']:.3f} without the card, {row['p_guided']:.3f} with it, "
+                                       f"KL {row['kl']:.2f}"), "ex_topk", name="pinned-token-topk")
+
+
+def second_card(task: Task, task_spec: str, pick: Pick | None, table, card: str) -> tuple[str, str] | None:
+    """Another card of the problem's type, to see the same completion's shift under both side by side."""
+    family = pick.family if pick else None
+    options: dict[str, tuple[str, str]] = {"": ("(none: one view)", "")}
+    if common.is_world(task):
+        from sgpo_lab.world.strategies import all_cards
+
+        for c in all_cards():
+            if (family is None or c.card_id.split("/")[0] == family) and c.text != card:
+                options[c.card_id] = (f"card {c.card_id}", c.text)
+    for run, card_set in (common.run_card_sets(table, task_spec).items() if table is not None else []):
+        for fam, cards in card_set.items():
+            for i, text in enumerate(cards):
+                if (family is None or fam == family) and text != card and len(options) < 40:
+                    options.setdefault(f"run:{run}:{fam}:{i}", (f"run {run}'s card ({fam})", text))
+    options["none"] = ("no card at all", "")
+    if st.session_state.get("ex_card2") not in options:
+        st.session_state.pop("ex_card2", None)
+    choice = st.selectbox("Side by side with another card (the same completion, scored under both)", list(options),
+                          key="ex_card2", format_func=lambda c: options[c][0])
+    return None if choice == "" else options[choice]
 
 
 common.guard(main)
