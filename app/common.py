@@ -699,13 +699,18 @@ def config_groups(configs: dict[str, dict], methods: dict[str, str], labels: dic
     ``grpo`` with ``lr=0.001`` next to two ``grpo`` runs at the default becomes ``grpo · lr=0.001`` and ``grpo ·
     lr=0.0003``: never one line with a band over two configs.
     """
+    from sgpo_lab.config import TrainConfig
+
+    defaults = {k: f.default for k, f in TrainConfig.model_fields.items()}
+    # a field a run's config.yaml lacks (made before the field existed) counts as its default
+    configs = {run: {**defaults, **{k: v for k, v in c.items() if k not in ("versions", "card_set")}}
+               for run, c in configs.items()}
     base = {run: labels.get(run) or methods.get(run, "?") for run in configs}
     task = {run: task_spec(configs[run]) for run in configs}  # runs of different tasks are never shown together
     out = {}
     for name, spec in dict.fromkeys(zip(base.values(), task.values())):
         runs = [r for r in configs if base[r] == name and task[r] == spec]
-        # fields every run records (a run made before a field existed is not told apart by it)
-        keys = sorted(set.intersection(*(set(configs[r]) for r in runs)) - set(GROUP_IGNORED) - {"__error__"})
+        keys = sorted({k for r in runs for k in configs[r]} - set(GROUP_IGNORED) - {"__error__"})
         differ = [k for k in keys if len({repr(configs[r].get(k)) for r in runs}) > 1]
         for r in runs:
             if not differ:
@@ -839,6 +844,7 @@ def page_style() -> None:
         css += PAGE_CSS[choice]
     if presenting():
         css += PAGE_CSS["big"]
+    st.session_state["_page_css"] = css  # what this run styled (the tests read it)
     if css:
         st.html(f"<style>{css}</style>")
 

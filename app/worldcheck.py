@@ -110,13 +110,14 @@ def wrong_steps(question: str, completion: str) -> list[str]:
 def notation_notes(family: str | None, texts: list[str]) -> list[str]:
     """One sentence per world notation that ``texts`` use: what ``9:1``, ``x1:4<8``, ``#``, ``9r2`` mean."""
     joined = " ".join(str(t) for t in texts)
+    steps = re.sub(r"#\S*", " ", joined)  # the written steps, without the final answers
     notes = []
     if "#" in joined:
         notes.append("`#17` is the final answer: the verifier reads only what follows the last `#`.")
-    if family in (None, "count") and _TALLY.search(joined.split("#")[0] if "#" in joined else joined):
+    if family in (None, "count") and _TALLY.search(steps):
         notes.append("`9:1` is a tally step: after reading 9, the count of numbers over the threshold is 1 "
                      "(`count over 4 in 9 3 5` tallies `9:1 3:1 5:2 #2`).")
-    if _GUESS.search(joined):
+    if _GUESS.search(steps):
         notes.append("`x1:4<8` is guess and check: try x = 1, the left side gives 4, which is less than 8; "
                      "the guesses stop at `=`.")
     if re.search(r"\d+/\d+=\d+r\d+", joined):
