@@ -809,14 +809,18 @@ class _RunLog:
 
     def checkpoint(self, step: int) -> None:
         """The lab's checkpoint (weights, tokenizer, the optimizer's state when it is the lab's AdamW)."""
-        opt = self.trainer.optimizer
-        inner = getattr(opt, "optimizer", opt)
-        if isinstance(inner, torch.optim.AdamW) and len(inner.param_groups) == 1:
-            save_checkpoint(self.view.out, step, self.view.model, self.view.tokenizer, opt)
+        if _labs_adamw(self.trainer):
+            save_checkpoint(self.view.out, step, self.view.model, self.view.tokenizer, self.trainer.optimizer)
         else:  # DeepSpeed's optimizer: weights and tokenizer only (a resume restarts the optimizer's moments)
             final = self.view.out / "checkpoints" / f"step-{step:06d}"
             self.view.model.save_pretrained(final, safe_serialization=True)
             self.view.tokenizer.save_pretrained(final)
+
+
+def _labs_adamw(trainer: SGPOTrainer) -> bool:
+    """Whether the trainer's optimizer is the lab's AdamW (one parameter group), whose state checkpoints carry."""
+    inner = getattr(trainer.optimizer, "optimizer", trainer.optimizer)
+    return isinstance(inner, torch.optim.AdamW) and len(inner.param_groups) == 1
 
 
 def _checkpoint_step(path: Path) -> int:
@@ -870,8 +874,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite:
             return read_status(out) if main else {"state": "finished", "step": cfg.steps, "total": cfg.steps}
         trainer = build_trainer(cfg, task=task, model=model, tokenizer=tokenizer, start=start, view=view,
                                 output_dir=out, trl_fields=trl_fields)
-        if checkpoint is not None:
-            load_optimizer_state(checkpoint, trainer.optimizer)
+        if checkpoint is not None and (checkpoint / "optimizer.safetensors").is_file() and _labs_adamw(trainer):
+            load_optimizer_state(checkpoint, trainer.optimizer)  # else (DeepSpeed's optimizer) its moments restart
         return _run(view, trainer, writer, start, progress, main)
     finally:
         if lock is not None:
