@@ -49,7 +49,7 @@ from sgpo_lab.config import TrainConfig, describe_validation_error, make_config
 from sgpo_lab.evaluate import card_of
 from sgpo_lab.models import load_model
 from sgpo_lab.prompts import Prompter
-from sgpo_lab.rollout import completion_logits, encode_prompts, end_ids
+from sgpo_lab.rollout import Rollouts, completion_logits, encode_prompts, end_ids
 from sgpo_lab.runs import (
     RunDirError,
     RunWriter,
@@ -61,7 +61,7 @@ from sgpo_lab.runs import (
     save_checkpoint,
 )
 from sgpo_lab.tasks import Problem, Task, TaskError, load_task
-from sgpo_lab.trainer import DTYPES, Trainer, step_generator
+from sgpo_lab.trainer import DTYPES, Sampled, Scores, StepRows, Targets, Trainer, step_generator
 
 TRL_VERSION = "1.16.0"
 INSTALL = 'pip install -e ".[trl]"'
@@ -313,6 +313,8 @@ class _Batch:
     chosen: list[list[int]]
     targets: list[_Target]
     guided_texts: list[str]  # P*H
+    guided_ids: list[list[int]]  # P*H
+    auto: list[tuple[list[int], str]] | None = None  # P*G (ids, text), gathered on steps whose rollouts are stored
     time_sample: float = 0.0
     time_score: float = 0.0
     sums: dict[str, float] = field(default_factory=dict)
@@ -514,7 +516,33 @@ class SGPOTrainer(GRPOTrainer):
         output["advantages"] = train_adv.reshape(-1)[rows].to(dev)
         output["sgpo_advantages"] = adv.reshape(-1)[rows].to(dev)
         output["sgpo_slot"], output["sgpo_coef"] = (t.to(dev) for t in self._slots(targets, B))
-        return _Batch(step, problems, cards, r_auto, r_guided, lengths, weights, chosen, targets, guided_texts)
+        every = getattr(cfg, "rollouts_every", 0)  # the rollout browser's data, on the steps the lab stores it
+        auto = None
+        if every and step % every == 0:
+            ids_ = [row[m.bool()].tolist() for row, m in zip(output["completion_ids"].cpu(),
+                                                            output["completion_mask"].cpu())]
+            auto = gather_object([(i, self._text(i)) for i in ids_])
+        return _Batch(step, problems, cards, r_auto, r_guided, lengths, weights, chosen, targets, guided_texts,
+                      guided_ids, auto)
+
+    def rollout_rows(self) -> list[dict[str, Any]]:
+        """The step's ``rollouts`` part (the lab's ``Trainer._rollout_rows``): one row per sampled completion."""
+        b = self._batch
+        if b is None or b.auto is None:
+            return []
+        stops = self._stop_set
+        auto_prompts = [self.prompter.autonomous(p.question) for p in b.problems for _ in range(b.r_auto.shape[1])]
+        guided_prompts = [self.prompter.guided(p.question, c) for p, c in zip(b.problems, b.cards) for _ in range(b.H)]
+        sampled = Sampled(
+            Rollouts(auto_prompts, [i for i, _ in b.auto], [t for _, t in b.auto],
+                     [bool(i) and i[-1] in stops for i, _ in b.auto]),
+            Rollouts(guided_prompts, b.guided_ids, b.guided_texts, [bool(i) and i[-1] in stops for i in b.guided_ids]),
+            b.time_sample)
+        p_auto = b.r_auto.mean(1)
+        p_guided = b.r_guided.mean(1) if b.H else torch.full((b.P,), float("nan"))
+        scores = Scores(b.r_auto, b.r_guided, p_auto, p_guided, b.r_guided.sum(1) > 0)
+        rows = StepRows(b.problems, b.r_auto.shape[1], b.H, b.cards)
+        return Trainer._rollout_rows(self, b.step, rows, sampled, scores, Targets(b.weights, b.chosen))
 
     def _guided(self, plan: _Plan):
         """H guided rollouts per problem through TRL's generation path (this process's share: one generation each),
@@ -796,6 +824,7 @@ class _RunLog:
         view, cfg, step = self.view, self.view.cfg, row["step"]
         view.model = self.trainer.accelerator.unwrap_model(self.trainer.model)
         self.writer.table_part("instances", step, instances)
+        self.writer.table_part("rollouts", step, self.trainer.rollout_rows())
         self.writer.append("metrics.jsonl", row)
         self.bar.update(1)
         self.bar.set_postfix({k: f"{row[k]:.3f}" for k in ("loss", "p_auto", "p_guided") if row.get(k) is not None})

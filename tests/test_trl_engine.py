@@ -240,6 +240,8 @@ def test_two_processes_write_one_run_that_matches_one_process(tmp_path, monkeypa
     pd.testing.assert_frame_equal(runs.load_instances(two), runs.load_instances(one), check_exact=False,
                                   rtol=1e-4, atol=1e-5)
     pd.testing.assert_frame_equal(runs.load_eval(two), runs.load_eval(one))
+    r2, r1 = runs.load_rollouts(two), runs.load_rollouts(one)  # the rollout browser's data: every completion
+    assert len(r2) == 2 * 3 * (4 + 4) and list(r2["text"]) == list(r1["text"]) and r2["target"].sum() > 0
     from safetensors.torch import load_file  # the weights after two updates: every gradient was synchronised
 
     w2, w1 = (load_file(run / "checkpoints" / "step-000002" / "model.safetensors") for run in (two, one))
@@ -268,7 +270,7 @@ def test_engine_trl_writes_the_lab_s_run_directory_and_resumes(tmp_path, monkeyp
     assert runs.read_status(trl_run)["state"] == "finished"
     assert [p.name for p in runs.list_checkpoints(trl_run)] == ["step-000001", "step-000002"]
     for load in (runs.load_metrics, runs.load_instances, runs.load_eval, runs.load_token_shifts,
-                 runs.load_eval_problems):
+                 runs.load_eval_problems, runs.load_rollouts):
         trl_frame, lab_frame = load(trl_run), load(lab_run)
         assert len(trl_frame) and list(trl_frame.columns) == list(lab_frame.columns), load.__name__
     metrics = runs.load_metrics(trl_run)
