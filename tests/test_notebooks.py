@@ -88,3 +88,31 @@ def test_notebook_runs_in_fast_mode(path, kernel_specs, monkeypatch, tmp_path):
         assert "Trainer.rl_step" in text, "the hand-vs-trainer comparison table is missing"
     if path.stem == "05_compare_methods":
         assert "live comparison" in text, "fast mode must run the live comparison"
+
+
+def test_jupyter_config_saves_tracked_notebooks_without_outputs(tmp_path):
+    """`.jupyter/jupyter_server_config.py` (JUPYTER_CONFIG_DIR=.jupyter): a save of a tracked notebook, by hand or by
+    autosave, drops outputs; a student's copy elsewhere keeps them."""
+    import types
+
+    config = types.SimpleNamespace(ContentsManager=types.SimpleNamespace())
+    space = {"get_config": lambda: config, "__file__": str(ROOT / ".jupyter" / "jupyter_server_config.py")}
+    exec((ROOT / ".jupyter" / "jupyter_server_config.py").read_text(), space)
+    hook = config.ContentsManager.pre_save_hook
+
+    def model():
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1", execution_count=3, outputs=[
+            nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=3)])])
+        nb.metadata["widgets"] = {"state": {}}
+        return {"type": "notebook", "content": json.loads(nbformat.writes(nb))}
+
+    manager = types.SimpleNamespace(root_dir=str(ROOT))
+    tracked = model()
+    hook(tracked, "notebooks/01_quickstart.ipynb", manager)
+    cell = tracked["content"]["cells"][0]
+    assert cell["outputs"] == [] and cell["execution_count"] is None and "widgets" not in tracked["content"]["metadata"]
+    copy = model()
+    hook(copy, "notebooks/mine/01_quickstart.ipynb", manager)
+    assert copy["content"]["cells"][0]["outputs"]  # the student's own copy keeps its outputs
+    settings = ROOT / ".jupyter/lab/user-settings/@jupyterlab/docmanager-extension/plugin.jupyterlab-settings"
+    assert '"autosave": false' in settings.read_text()
