@@ -283,6 +283,29 @@ def test_engine_trl_writes_the_lab_s_run_directory_and_resumes(tmp_path, monkeyp
     assert list(runs.load_instances(trl_run)["problem_id"]) == list(runs.load_instances(lab_run)["problem_id"])
 
 
+@pytest.mark.parametrize("page", ["start", "runs", "explore", "weights", "absorption", "compare", "rollouts", "train"])
+def test_every_workbench_page_opens_a_trl_run(page, tmp_path_factory):
+    from streamlit.testing.v1 import AppTest
+
+    root = tmp_path_factory.getbasetemp() / "trl-runs"
+    if not (root / "sgpo-trl" / "status.json").exists():  # one run for every page
+        cfg = make_config("sgpo", **{**TINY, "problems_per_step": 3, "steps": 2, "guided_size": 4,
+                                     "probe_problems": 1, "probe_every": 1})
+        train(cfg, root / "sgpo-trl", progress=False)
+    sys.path.insert(0, str(ROOT / "app"))
+    at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=90)
+    at.session_state["runs_root"] = str(root)
+    at.run()
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error and not at.warning, [e.value for e in [*at.error, *at.warning]]
+    if page == "runs":
+        assert "sgpo-trl" in at.table[0].value.index
+    elif page == "rollouts":  # every step's completions, as the lab's trainer stores them
+        assert len(at.dataframe[0].value) == 3 and at.select_slider(key="ro_step").options == ["1", "2"]
+        assert any(h.value.startswith("Autonomous (no card): ") for h in at.subheader)
+
+
 # ------------------------------------------------------------------------------ bad input
 
 
