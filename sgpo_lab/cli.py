@@ -169,7 +169,7 @@ def train(
     overwrite: bool = typer.Option(False, help="replace an existing run directory"),
     set_: list[str] = typer.Option([], "--set", help="any config field, e.g. --set kl_delta=0.5 (repeatable)"),
     engine: str = typer.Option("lab", help="lab: the lab's trainer; trl: TRL's GRPOTrainer (accelerate, DeepSpeed, "
-                               "vLLM; pip install -e '.[trl]'), TRL's own fields under 'trl:' in --config"),
+                               "vLLM; needs the trl extra), TRL's own fields under 'trl:' in --config"),
 ) -> None:
     """Train a method on a task (the Strategy World by default) and write a run directory (watch it in the app)."""
     from sgpo_lab.config import load_config_file, make_config, parse_field_values
