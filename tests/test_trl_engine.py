@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -218,7 +219,11 @@ def test_two_processes_write_one_run_that_matches_one_process(tmp_path, monkeypa
     (tmp_path / "launch.py").write_text(LAUNCHER.format(test=str(Path(__file__).resolve())))
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_PORT")}
     accelerate = Path(sys.executable).with_name("accelerate")
+    with socket.socket() as free:  # a free rendezvous port: other runs on the machine may hold accelerate's default
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
     done = subprocess.run([str(accelerate), "launch", "--config_file", str(ROOT / "configs/accelerate/cpu_2proc.yaml"),
+                           "--main_process_port", str(port),
                            str(tmp_path / "launch.py"), "train", "--engine", "trl", "--config",
                            str(tmp_path / "cfg.yaml"), "--out", str(tmp_path / "two")],
                           env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=150,
