@@ -814,6 +814,8 @@ PAGE_CSS = {
 [data-testid="stApp"] h2, [data-testid="stApp"] h3, [data-testid="stApp"] td, [data-testid="stApp"] th,
 [data-testid="stApp"] span, [data-testid="stCaptionContainer"] {color: #fafafa;}
 [data-testid="stApp"] code {background: #1f2430; color: #f0f0f0;}
+[data-baseweb="select"] > div, [data-baseweb="input"], [data-testid="stApp"] input, [data-testid="stApp"] textarea
+  {background-color: #262730 !important; color: #fafafa !important;}
 """,
     "light": """
 [data-testid="stApp"], [data-testid="stHeader"] {background: #ffffff; color: #31333f;}

@@ -3,7 +3,8 @@
 The sidebar holds what every page shares: the runs root (default: the shipped ``demo_runs/``, or
 ``$SGPO_LAB_RUNS``; kept in the URL as ``?root=`` so a reload keeps it), the theme (figures follow it) and
 presentation mode. The app opens on the Start page (SGPO's story in five steps). Each page is a short script under
-``pages/`` that calls ``sgpo_lab``; ``common.py`` holds the cached loaders.
+``views/`` (not ``pages/``: Streamlit would also serve those as pages of their own, without this router, to a
+first visitor of a page address) that calls ``sgpo_lab``; ``common.py`` holds the cached loaders.
 """
 
 import sys
@@ -32,14 +33,14 @@ st.sidebar.text_input("Runs root", key="runs_root",
 common.keep_root_in_url()
 
 pages = [
-    st.Page("pages/start.py", title="Start", icon="🧭", default=True),
-    st.Page("pages/explore.py", title="Explore", icon=":material/biotech:"),
-    st.Page("pages/absorption.py", title="Absorption", icon=":material/water_drop:"),
-    st.Page("pages/weights.py", title="Weights", icon=":material/balance:"),
-    st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:"),
-    st.Page("pages/rollouts.py", title="Rollouts", icon=":material/list_alt:"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/table_chart:"),
-    st.Page("pages/train.py", title="Train", icon=":material/play_circle:"),
+    st.Page("views/start.py", title="Start", icon=":material/flag:", default=True),
+    st.Page("views/explore.py", title="Explore", icon=":material/biotech:"),
+    st.Page("views/absorption.py", title="Absorption", icon=":material/water_drop:"),
+    st.Page("views/weights.py", title="Weights", icon=":material/balance:"),
+    st.Page("views/runs.py", title="Runs", icon=":material/monitoring:"),
+    st.Page("views/rollouts.py", title="Rollouts", icon=":material/list_alt:"),
+    st.Page("views/compare.py", title="Compare", icon=":material/table_chart:"),
+    st.Page("views/train.py", title="Train", icon=":material/play_circle:"),
 ]
 page = st.navigation(pages)
 with st.sidebar:

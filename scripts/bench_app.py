@@ -1,12 +1,14 @@
-"""Speed of the workbench, the three figures the README quotes (issue #4). Prints them; it is not a timed test.
+"""Speed of the workbench, the figures the README quotes. Prints them; it is not a timed test.
 
-1. first page populated: `streamlit run app/main.py` is started, and headless Chromium opens the Runs page
-   as soon as the server answers /_stcore/health; the time from that answer until the page shows its
-   charts and has stopped running (target <= 5 s);
-2. interaction re-render: AppTest reruns (the whole page) after a widget change on the Runs, Absorption, Weights
-   and Compare pages, and in Chromium the Runs page's metric radio until the chart is redrawn (only that
-   fragment reruns), medians over repeats (target <= 0.5 s);
-3. token-shift analysis of a 100-token completion (``shifts.token_shifts`` with the completion given:
+1. first chart: `streamlit run app/main.py` is started, and headless Chromium opens the Runs page (``/runs``) as
+   soon as the server answers /_stcore/health; the time from that answer until its first chart is drawn (target
+   <= 3 s), and until both charts are drawn and the script has stopped;
+2. interaction re-render: AppTest reruns (the whole page) after a widget change on the Runs, Absorption, Weights,
+   Compare and Rollouts pages, and in Chromium the Runs page's metric radio until the chart is redrawn (only that
+   fragment reruns), medians over repeats (target <= 1 s);
+3. Explore: switching the model from ``small`` to ``medium`` until completions and the token view are shown
+   (a model load, sampling and the shift table; target <= 3 s), and back (cached);
+4. token-shift analysis of a 100-token completion (``shifts.token_shifts`` with the completion given:
    two forward passes and the table), median over repeats, on ``small`` or the model given (target <= 50 ms).
 
 Data: the shipped ``demo_runs/`` (else synthetic runs from tests/test_viz.py, and it says so).
@@ -80,7 +82,10 @@ def first_page_seconds(root: Path, tmp: Path, repeats: int) -> tuple[float, floa
                 except OSError:
                     time.sleep(0.05)
             healthy = time.time()
-            page.goto(url)
+            page.goto(f"{url}/runs")
+            page.wait_for_function("[...document.querySelectorAll('.js-plotly-plot')]"
+                                   ".filter(p => p.querySelector('.main-svg')).length >= 1")
+            first_chart = time.time()
             page.wait_for_function("[...document.querySelectorAll('.js-plotly-plot')]"
                                    ".filter(p => p.querySelector('.main-svg')).length >= 2")
             page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')")
@@ -97,7 +102,7 @@ def first_page_seconds(root: Path, tmp: Path, repeats: int) -> tuple[float, floa
     finally:
         proc.terminate()
         proc.wait(10)
-    return healthy - start, populated - healthy, clicks
+    return healthy - start, first_chart - healthy, populated - healthy, clicks
 
 
 def rerun_seconds(root: Path, repeats: int) -> dict[str, tuple[float, float]]:
@@ -128,16 +133,46 @@ def rerun_seconds(root: Path, repeats: int) -> dict[str, tuple[float, float]]:
           lambda i: at.multiselect(key="runs_families").set_value(subsets[i % len(subsets)]))
     timed("runs: metric, toggled back and forth (cached figures)",
           lambda i: at.radio(key="runs_metric").set_value(["pass_at_k", "accuracy"][i % 2]))
-    at.switch_page("pages/absorption.py").run()
+    at.switch_page("views/absorption.py").run()
     steps = at.select_slider(key="abs_step").options
     timed("absorption: step slider", lambda i: at.select_slider(key="abs_step").set_value(steps[i % len(steps)]))
-    at.switch_page("pages/weights.py").run()
+    at.switch_page("views/weights.py").run()
     families = list(at.multiselect(key="weights_families").options)
     timed("weights: families", lambda i: at.multiselect(key="weights_families").set_value(
         [families[:max(1, len(families) // 2)], families][i % 2]))
-    at.switch_page("pages/compare.py").run()
+    views = list(at.selectbox(key="weights_view").options)
+    timed("weights: heatmap rows", lambda i: at.selectbox(key="weights_view").set_value(views[i % len(views)]))
+    at.switch_page("views/compare.py").run()
     timed("compare: split", lambda i: at.radio(key="cmp_split").set_value(["ood", "id"][i % 2]))
+    at.switch_page("views/rollouts.py").run()
+    if at.get("select_slider"):
+        steps = at.select_slider(key="ro_step").options
+        timed("rollouts: step slider", lambda i: at.select_slider(key="ro_step").set_value(steps[i % len(steps)]))
     return out
+
+
+def explore_seconds(root: Path) -> dict[str, float]:
+    """AppTest: Explore on ``small`` (warm), then switched to ``medium`` (loaded, sampled, scored), then back."""
+    from streamlit.testing.v1 import AppTest
+
+    from sgpo_lab.models import BASE_MODELS
+
+    at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=300)
+    at.session_state["runs_root"] = str(root)
+    for key, value in {"ex_source": "shipped", "ex_size": "small", "ex_task": "world", "ex_kind": "task",
+                       "ex_family": "sum", "ex_index": 0}.items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page("views/explore.py").run()
+    out = {}
+    for size in ("medium", "small", "medium"):
+        if not (BASE_MODELS / size / "config.json").exists():
+            return out
+        t = time.perf_counter()
+        at.selectbox(key="ex_size").set_value(size).run()
+        assert not at.exception, at.exception
+        out.setdefault(f"Explore: switch to {size}", []).append(time.perf_counter() - t)
+    return {k: v for k, v in out.items()}
 
 
 def shift_ms(spec: str | None, repeats: int) -> tuple[dict[int, float], int, str, int]:
@@ -200,16 +235,19 @@ def main() -> None:
                   f"{value:.1f} ms (median of {args.repeats}; target <= 50 ms)")
         for page, (wall, cpu) in rerun_seconds(root, args.repeats).items():
             print(f"re-render after a widget change, {page}: {wall:.3f} s wall, {cpu:.3f} s CPU "
-                  "(AppTest, median; target <= 0.5 s)")
+                  "(AppTest, median; target <= 1 s)")
+        for what, times in explore_seconds(root).items():
+            print(f"{what}: " + ", then ".join(f"{t:.2f} s" for t in times)
+                  + " (AppTest: model load, greedy + 8 samples each side, token shifts; target <= 3 s the first time)")
         if args.no_browser or not Path(CHROMIUM).exists():
             print("first page populated: skipped (--no-browser or no /usr/bin/chromium)")
         else:
-            boot, first, click = first_page_seconds(root, tmp, args.repeats)
-            print(f"server start -> healthy: {boot:.1f} s; healthy -> Runs page populated in Chromium: {first:.1f} s "
-                  "(target <= 5 s)")
+            boot, chart, first, click = first_page_seconds(root, tmp, args.repeats)
+            print(f"server start -> healthy: {boot:.1f} s; healthy -> Runs page's first chart in Chromium: "
+                  f"{chart:.1f} s (target <= 3 s); both charts drawn and the script done: {first:.1f} s")
             print(f"re-render in Chromium, Runs page metric radio -> redrawn accuracy chart: first two (figures "
                   f"built) {click[0]:.2f} s, {click[1]:.2f} s; then toggling (cached figures) "
-                  f"{statistics.median(click[2:]):.2f} s median (target <= 0.5 s)")
+                  f"{statistics.median(click[2:]):.2f} s median (target <= 1 s)")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def app(root: Path | str, page: str | None = "runs") -> AppTest:
     at.session_state["runs_root"] = str(root)
     at.run()
     if page:
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"views/{page}.py").run()
     return at
 
 
@@ -144,7 +144,7 @@ def test_default_root_is_demo_runs_or_the_env_var(root, monkeypatch):
     monkeypatch.delenv(common.RUNS_ENV, raising=False)
     at = ok(AppTest.from_file(APP, default_timeout=60).run())
     assert at.text_input(key="runs_root").value == str(REPO / "demo_runs")
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("views/runs.py").run()
     if not (REPO / "demo_runs").is_dir():
         assert "shipped demo runs are not here yet" in texts(at.info)
     else:
@@ -152,7 +152,7 @@ def test_default_root_is_demo_runs_or_the_env_var(root, monkeypatch):
     monkeypatch.setenv(common.RUNS_ENV, str(root))
     at = ok(AppTest.from_file(APP, default_timeout=60).run())
     assert at.text_input(key="runs_root").value == str(root)
-    assert charts(ok(at.switch_page("pages/runs.py").run()))
+    assert charts(ok(at.switch_page("views/runs.py").run()))
 
 
 def test_run_names_cannot_leave_the_root(root, tmp_path):
@@ -235,7 +235,7 @@ def test_a_foreign_table_and_an_unexpected_error_are_one_line(root, tmp_path, mo
         raise RuntimeError("a bug in a figure builder\nwith a second line")
 
     monkeypatch.setattr(viz, "weight_heatmap_figure", broken)  # the page imports it from sgpo_lab.viz each run
-    at.switch_page("pages/weights.py").run()
+    at.switch_page("views/weights.py").run()
     assert not at.exception
     assert texts(at.error).count(GUARD) == 1 and "RuntimeError: a bug in a figure builder" in texts(at.error)
     assert "second line" not in texts(at.error)  # one line, no traceback
@@ -285,7 +285,7 @@ def test_explore_token_view_and_completions(root, tiny):
     bars, topk = charts(at)  # per-token KL (click a bar to pin) and the pinned token's two top-k distributions
     assert len(bars["data"][0]["x"]) == 8 and [t["type"] for t in topk["data"]] == ["bar", "bar"]
     ok(at.selectbox(key="ex_pin").set_value(3).run())
-    assert "position 3" in charts(at)[1]["layout"]["title"]["text"] and 'tok tok-pin" data-pos="3"' in htmls(at)
+    assert "at position 3" in texts(at.markdown) and 'tok tok-pin" data-pos="3"' in htmls(at)
     ok(at.radio(key="ex_value").set_value("logp_change").run())
     assert "Δ log p" in htmls(at)
     ok(at.toggle(key="ex_auto").set_value(False).run())
@@ -531,7 +531,7 @@ def test_runs_of_different_tasks_are_never_pooled(mixed_root):
     assert at.multiselect(key="runs_sel").value == ["sgpo-gym"]
     assert at.multiselect(key="runs_families").options == ["average of families", GYM_FAMILY]
 
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("views/compare.py").run()
     ok(at)
     assert at.multiselect(key="cmp_runs").value == ["sgpo-s0", "sgpo-s1", "grpo-s0"] or \
         set(at.multiselect(key="cmp_runs").value) == {"sgpo-s0", "sgpo-s1", "grpo-s0"}
@@ -540,14 +540,14 @@ def test_runs_of_different_tasks_are_never_pooled(mixed_root):
     assert at.multiselect(key="cmp_runs").value == ["sgpo-gym"]
     assert at.dataframe[0].value.set_index("method").loc["sgpo", "seeds"] == 1 and GYM in texts(at.caption)
 
-    at.switch_page("pages/absorption.py").run()
+    at.switch_page("views/absorption.py").run()
     ok(at.selectbox(key="abs_run").set_value("sgpo-gym").run())
     assert at.multiselect(key="abs_compare").options == []  # no other run of its task
     ok(at.selectbox(key="abs_run").set_value("sgpo-s0").run())
     assert set(at.multiselect(key="abs_compare").options) == {"sgpo-s1", "grpo-s0"}
     assert "did not record their card" in texts(at.caption)  # an older run: no card column
 
-    at.switch_page("pages/weights.py").run()
+    at.switch_page("views/weights.py").run()
     ok(at.selectbox(key="weights_run").set_value("sgpo-gym").run())
     assert "no weights recorded" in texts(at.info) or at.multiselect(key="weights_families").value == [GYM_FAMILY]
     ok(at.selectbox(key="weights_run").set_value("sgpo-s0").run())

@@ -1,8 +1,11 @@
 """The workbench in a real browser: `streamlit run app/main.py` driven by Debian's headless Chromium (Playwright).
 
-Visits every page, checks that charts render (``.js-plotly-plot``), that the token view shows coloured
-token boxes, that no traceback reaches a page and that no request leaves localhost (plotly's JS is the
-copy Streamlit serves), and saves one screenshot per page to ``docs/screenshots/<page>.png`` (the README's).
+Visits every page twice: as opened (light, 1440x1000), and in presentation mode with the dark theme at 1024x768
+(the settings come from the address, ``?presentation=1&theme=dark``). Each time it checks that charts render
+(``.js-plotly-plot``), that the token views show coloured token boxes whose glyphs stay inside them, that no text it
+can measure overlaps (figure titles, subplot titles, legends, axis titles), that no traceback reaches a page and
+that no request leaves localhost (plotly's JS is the copy Streamlit serves). It saves one screenshot per page to
+``docs/screenshots/<page>.png`` (the README's), and the dark presentation views as ``<page>-presentation.png``.
 
 Data: the shipped ``demo_runs/`` and model when they exist, else synthetic runs and a tiny untrained model.
 Without Chromium the test is skipped, except under ``CI=true`` where a missing browser is a failure.
@@ -30,9 +33,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PAGE_TIMEOUT_MS = 45_000  # a page's first run imports torch on a shared CPU; most take a second or two
 # url path -> (screenshot name, charts the page must show at least, a text shown once the page is complete)
-PAGES = {"": ("runs", 2, "Training metrics"), "weights": ("weights", 3, "Weight against p_auto"),
-         "absorption": ("absorption", 3, "Probe problem"), "compare": ("compare", 1, "Absolute numbers are not"),
-         "train": ("train", 0, "Launch"), "explore": ("explore", 1, "Completion to analyse")}
+PAGES = {"": ("start", 0, "The notebooks"), "runs": ("runs", 2, "Training metrics"),
+         "explore": ("explore", 2, "Pinned token"), "absorption": ("absorption", 2, "Probe problem"),
+         "weights": ("weights", 3, "Weight against p_auto"), "rollouts": ("rollouts", 0, "Guided (with the card)"),
+         "compare": ("compare", 1, "Absolute numbers are not"), "train": ("train", 0, "Launch")}
+PRESENTATION_SHOTS = ("start", "explore", "runs", "rollouts")  # dark presentation screenshots kept for the README
 
 
 def _browser_or_skip() -> str:
@@ -85,11 +90,21 @@ def _data(tmp_path: Path) -> tuple[Path, str]:
     return root, str(tmp_path / "tiny")
 
 
+def _rollouts_root(tmp: Path) -> Path:
+    """A runs root with one run that stored its rollouts (the shipped demo runs predate them)."""
+    from test_classroom import write_rollouts
+
+    root = write_synthetic_runs(tmp / "rollout-runs", methods=("sgpo",), seeds=(0,), corrupt=False, live=False)
+    write_rollouts(root / "sgpo-s0", steps=(5, 10))
+    return root
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     browser = _browser_or_skip()
     tmp = tmp_path_factory.mktemp("browser")
     root, model = _data(tmp)
+    rollouts = _rollouts_root(tmp)
     port = _free_port()
     env = {**os.environ, "SGPO_LAB_RUNS": str(root)}
     log = open(tmp / "streamlit.log", "w")
@@ -100,7 +115,7 @@ def server(tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc)
-        yield {"url": url, "model": model, "root": root, "browser": browser, "tmp": tmp}
+        yield {"url": url, "model": model, "root": root, "browser": browser, "tmp": tmp, "rollouts": rollouts}
     finally:
         proc.terminate()
         try:
@@ -121,23 +136,75 @@ def _settle(page, charts: int, text: str) -> None:
     page.wait_for_timeout(400)  # let plotly finish its transitions before the screenshot
 
 
-def _screenshot(page, path: Path) -> None:
+def _screenshot(page, path: Path, width: int = 1440) -> None:
     """The whole page: Streamlit scrolls inside its main container, so grow the viewport to its height first."""
     height = page.evaluate("Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], "
-                           "[data-testid=\"stAppViewContainer\"]')].map(e => e.scrollHeight), 800)")
-    page.set_viewport_size({"width": 1440, "height": min(int(height) + 40, 5000)})
+                           "[data-testid=\"stAppViewContainer\"]')].map(e => e.scrollHeight), 700)")
+    size = page.viewport_size
+    page.set_viewport_size({"width": width, "height": min(int(height) + 40, 5000)})
     page.wait_for_timeout(500)  # plotly re-lays out on resize
     page.screenshot(path=str(path))
-    page.set_viewport_size({"width": 1440, "height": 1000})
+    page.set_viewport_size(size)
 
 
-def _token_fills(page) -> list[str]:
-    """Fill colours of the token boxes (plotly layout shapes) of every chart on the page."""
-    return page.eval_on_selector_all(".js-plotly-plot .shapelayer path",
-                                     "els => els.map(e => getComputedStyle(e).fill)")
+def _token_colours(page) -> list[str]:
+    """Background colours of the token boxes of every token view on the page."""
+    return page.eval_on_selector_all(".tok", "els => els.map(e => getComputedStyle(e).backgroundColor)")
 
 
-def test_every_page_renders_offline_with_coloured_tokens(server):
+OVERLAPS = """() => {
+  const out = [];
+  for (const e of document.querySelectorAll('.tok')) {  // a glyph outside its box
+    const box = e.getBoundingClientRect();
+    if (box.width === 0) continue;
+    const range = document.createRange(); range.selectNodeContents(e);
+    const ink = range.getBoundingClientRect();
+    if (ink.left < box.left - 1 || ink.right > box.right + 1 || ink.top < box.top - 2 || ink.bottom > box.bottom + 2)
+      out.push(`token ${JSON.stringify(e.textContent)} spills out of its box`);
+  }
+  const plots = document.querySelectorAll('.js-plotly-plot');
+  plots.forEach((plot, k) => {  // titles, subplot titles, axis titles and the legend of one figure
+    const boxes = [];
+    const add = (el, what) => {
+      const r = el.getBoundingClientRect();
+      if (r.width > 1 && r.height > 1) boxes.push([what, r]);
+    };
+    plot.querySelectorAll('.gtitle').forEach(e => add(e, 'title ' + e.textContent));
+    plot.querySelectorAll('.annotation-text').forEach(e => add(e, 'subplot title ' + e.textContent));
+    plot.querySelectorAll('.g-xtitle text, .g-ytitle text, [class^="g-x"] .xtitle, .g-y2title text').forEach(
+      e => add(e, 'axis title ' + e.textContent));
+    plot.querySelectorAll('.legend .bg').forEach(e => add(e, 'legend'));
+    for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+      const [a, r] = boxes[i], [b, q] = boxes[j];
+      const w = Math.min(r.right, q.right) - Math.max(r.left, q.left);
+      const h = Math.min(r.bottom, q.bottom) - Math.max(r.top, q.top);
+      if (w > 3 && h > 3) out.push(`chart ${k}: ${a.slice(0, 40)} overlaps ${b.slice(0, 40)}`);
+    }
+  });
+  return out;
+}"""
+
+
+def _visit(page, server, path: str, name: str, charts: int, text: str, query: str = "") -> float:
+    start = time.time()
+    root = f"root={server['rollouts']}" if name == "rollouts" else ""
+    params = "&".join(p for p in (root, query) if p)
+    page.goto(f"{server['url']}/{path}" + (f"?{params}" if params else ""))
+    if name == "explore":
+        _drive_explore(page, server["model"])
+    _settle(page, charts, text)
+    assert page.locator('[data-testid="stException"]').count() == 0, f"traceback on {name} ({query or 'default'})"
+    assert page.locator(".js-plotly-plot").count() >= charts, name
+    if name in ("explore", "absorption"):
+        colours = _token_colours(page)
+        assert len(colours) >= 5, f"no token boxes on {name}"
+        assert len(set(colours)) >= 2, f"token boxes on {name} are not coloured by value: {set(colours)}"
+    overlaps = page.evaluate(OVERLAPS)
+    assert not overlaps, f"{name} ({query or 'default'}): {overlaps[:5]}"
+    return round(time.time() - start, 1)
+
+
+def test_every_page_renders_offline_in_both_looks_without_overlapping_text(server):
     from playwright.sync_api import sync_playwright
 
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -161,50 +228,40 @@ def test_every_page_renders_offline_with_coloured_tokens(server):
             page.set_default_timeout(PAGE_TIMEOUT_MS)
             timings = {}
             for path, (name, charts, text) in PAGES.items():
-                start = time.time()
-                page.goto(f"{server['url']}/{path}")
+                timings[name] = _visit(page, server, path, name, charts, text)
                 if name == "explore":
-                    _drive_explore(page, server["model"])
-                _settle(page, charts, text)
-                timings[name] = round(time.time() - start, 1)
-                assert page.locator('[data-testid="stException"]').count() == 0, f"traceback on {name}"
-                assert page.locator(".js-plotly-plot").count() >= charts, name
-                if name in ("explore", "absorption"):
-                    fills = _token_fills(page)
-                    assert len(fills) >= 5, f"no token boxes on {name}"
-                    assert len(set(fills)) >= 2, f"token boxes on {name} are not coloured by value: {set(fills)}"
-                if name == "explore":
-                    assert "p(token | with strategy)" in _hover_strongest_token(page, SHOTS / "explore-hover.png")
+                    assert "p(token | with strategy)" in _token_tip(page, SHOTS / "explore-hover.png")
                 _screenshot(page, SHOTS / f"{name}.png")
+            page.set_viewport_size({"width": 1024, "height": 768})
+            for path, (name, charts, text) in PAGES.items():
+                timings[f"{name}, presentation + dark"] = _visit(page, server, path, name, charts, text,
+                                                                 "presentation=1&theme=dark")
+                assert page.evaluate("getComputedStyle(document.documentElement).fontSize") == "21px", name
+                background = page.evaluate("getComputedStyle(document.querySelector('[data-testid=\"stApp\"]'))"
+                                           ".backgroundColor")
+                assert background == "rgb(14, 17, 23)", f"{name} is not dark: {background}"
+                if page.locator(".js-plotly-plot").count():
+                    paper = page.eval_on_selector(".js-plotly-plot .main-svg", "e => getComputedStyle(e).background")
+                    assert "rgb(14, 17, 23)" in paper, f"{name}: a figure is not dark ({paper[:40]})"
+                if name in PRESENTATION_SHOTS:
+                    _screenshot(page, SHOTS / f"{name}-presentation.png", width=1024)
             print("seconds per page:", timings)
         finally:
             context.close()
     assert not outside, f"requests left localhost: {outside[:5]}"
 
 
-def _hover_strongest_token(page, shot: Path) -> str:
-    """Hover the darkest token box (the largest shift) of the token view; the hover label's text (and a screenshot)."""
-    boxes = page.locator(".js-plotly-plot .shapelayer path")
-    darkest = page.eval_on_selector_all(".js-plotly-plot .shapelayer path", """els => {
-        const sums = els.map(e => getComputedStyle(e).fill.match(/\\d+/g).slice(0, 3).reduce((a, b) => a + +b, 0));
+def _token_tip(page, shot: Path) -> str:
+    """The strongest token of the token view (darkest box): its hover text (the box's title), and a screenshot."""
+    darkest = page.eval_on_selector_all(".tok", """els => {
+        const sums = els.map(e => getComputedStyle(e).backgroundColor.match(/\\d+/g).slice(0, 3)
+                                    .reduce((a, b) => a + +b, 0));
         return sums.indexOf(Math.min(...sums)); }""")
-    label = page.locator(".hoverlayer .hovertext").first
-    for attempt in range(10):  # plotly hovers on mousemove; a re-render in between needs another move
-        box = boxes.nth(darkest)
-        box.scroll_into_view_if_needed()
-        bounds = box.bounding_box()
-        page.mouse.move(5, 5)
-        page.mouse.move(bounds["x"] + bounds["width"] / 2, bounds["y"] + bounds["height"] / 2 + (attempt % 3) - 1,
-                        steps=4)
-        try:
-            label.wait_for(timeout=1500)
-            break
-        except Exception:  # playwright's TimeoutError: move again
-            continue
-    text = label.text_content()
-    page.locator(".js-plotly-plot").filter(has=page.locator(".shapelayer path")).first.screenshot(path=str(shot))
-    page.mouse.move(5, 5)
-    return text
+    token = page.locator(".tok").nth(darkest)
+    token.scroll_into_view_if_needed()
+    token.hover()
+    page.locator(".tok-view").first.screenshot(path=str(shot))
+    return token.get_attribute("title") or ""
 
 
 def _drive_explore(page, model: str) -> None:

@@ -68,7 +68,7 @@ def app(root: Path, page: str | None = None, **state) -> AppTest:
         at.session_state[key] = value
     at.run()
     if page:
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"views/{page}.py").run()
     return ok(at)
 
 
@@ -99,21 +99,21 @@ def test_the_app_opens_on_the_start_page_and_each_step_opens_its_page(root):
     buttons = [b.label for b in at.button]
     assert buttons[:5] == ["Explore a card's shift", "Open Absorption", "Open Weights", "Open Runs", "Open Compare"]
     assert "01_quickstart.ipynb" in texts(at.markdown) and "50-minute lesson plan" in texts(at.markdown)
-    ok(at.button(key="start_pages/absorption.py").click().run())
+    ok(at.button(key="start_views/absorption.py").click().run())
     assert at.title[0].value == "Absorption" and at.selectbox(key="abs_run").value == "sgpo-s0"
     assert at.selectbox(key="abs_probe").value == "sum-id-0000"
     at = app(root)
-    ok(at.button(key="start_pages/weights.py").click().run())
+    ok(at.button(key="start_views/weights.py").click().run())
     assert at.title[0].value == "Adaptive weights" and at.selectbox(key="weights_view").value == "family"
     at = app(root)
-    ok(at.button(key="start_pages/explore.py").click().run())
+    ok(at.button(key="start_views/explore.py").click().run())
     assert at.title[0].value == "Explore" and at.selectbox(key="ex_family").value == "sum"
 
 
 def test_start_steps_that_need_a_missing_run_are_disabled(tmp_path):
     write_synthetic_runs(tmp_path, methods=("grpo",), seeds=(0,), live=False, corrupt=False)
     at = app(tmp_path)
-    assert at.button(key="start_pages/absorption.py").disabled and not at.button(key="start_pages/runs.py").disabled
+    assert at.button(key="start_views/absorption.py").disabled and not at.button(key="start_views/runs.py").disabled
 
 
 # ---------------------------------------------------------------------------------------- Rollouts

@@ -118,6 +118,10 @@ def apply_look(fig, *, dark: bool = False, big: bool = False):
     fig.update_yaxes(tickfont_size=base - 1, title_font_size=base)
     for ann in fig.layout.annotations or ():  # subplot titles, messages
         ann.font.size = base
+        if big and ann.text and ann.yanchor == "bottom" and not ann.showarrow:  # a subplot title: narrower lines
+            import textwrap
+
+            ann.text = "<br>".join(textwrap.wrap(ann.text.replace("<br>", " "), 22)[:3])
         if dark and ann.font.color in (None, "#666", "#333"):
             ann.font.color = "#bbbbbb"
     if dark:

@@ -247,6 +247,6 @@ def topk_figure(row, *, title: str | None = None) -> go.Figure:
                              text=[f"{p:.2f}" for _, p in items], textposition="outside", showlegend=False,
                              hovertemplate="%{y}: %{x:.3f}<extra></extra>"), row=1, col=c)
     fig.update_xaxes(range=[0, 1.15], tickformat=".0%")
-    fig.update_layout(template=TEMPLATE, title=title, height=90 + 28 * max(len(v) for v in pairs.values()),
-                      margin={"l": 70, "r": 20, "t": 60 if title else 40, "b": 30})
+    fig.update_layout(template=TEMPLATE, title=title, height=110 + 30 * max(len(v) for v in pairs.values()),
+                      margin={"l": 70, "r": 20, "t": 100 if title else 60, "b": 30})
     return fig

@@ -41,7 +41,9 @@ def _clean(instances: pd.DataFrame) -> pd.DataFrame:
 
 NO_WEIGHTS = ("no weights recorded: every w_i of this selection is 0 (a run that does not distil the strategy, "
               "such as GRPO, writes w_i = 0 for every problem)")
-LEGEND_BELOW = {"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0, "xanchor": "left"}
+# the legend at the figure's bottom edge, under the x axis title (in the container's coordinates: no overlap at any
+# height or font size, given the bottom margin)
+LEGEND_BELOW = {"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0.0, "x": 0, "xanchor": "left"}
 
 
 def weight_heatmap_figure(instances: pd.DataFrame, *, zmax: float | None = None, title: str | None = None,
@@ -112,8 +114,8 @@ def weight_distribution_figure(instances: pd.DataFrame, *, max_boxes: int = 40, 
                              line={"color": "#d62728"}), secondary_y=False)
     fig.add_trace(go.Scatter(x=stats.index, y=stats["nonzero"], mode="lines", name="share with w_i > 0",
                              line={"color": "#555", "dash": "dot"}), secondary_y=True)
-    fig.update_layout(template=TEMPLATE, title=title, height=400, margin={"l": 60, "r": 60, "t": 40 if title else 10,
-                                                                         "b": 110},
+    fig.update_layout(template=TEMPLATE, title=title, height=430, margin={"l": 60, "r": 60, "t": 40 if title else 10,
+                                                                         "b": 140},
                       xaxis_title="training step", legend=LEGEND_BELOW)
     fig.update_yaxes(title_text="weight w_i", rangemode="tozero", secondary_y=False)
     fig.update_yaxes(title_text="share with w_i > 0", range=[0, 1.05], secondary_y=True, showgrid=False,
@@ -171,8 +173,8 @@ def weight_vs_pass_figure(instances: pd.DataFrame, config: dict | None = None, *
         hovertemplate="%{customdata[0]} at step %{customdata[1]}<br>p_auto = %{customdata[2]}   "
                       "p_guided = %{customdata[3]}<br>weight = %{y:.3f}<extra></extra>",
     ))
-    fig.update_layout(template=TEMPLATE, title=title, height=400, margin={"l": 60, "r": 10, "t": 40 if title else 10,
-                                                                         "b": 110},
+    fig.update_layout(template=TEMPLATE, title=title, height=430, margin={"l": 60, "r": 10, "t": 40 if title else 10,
+                                                                         "b": 140},
                       xaxis={"title": "p_auto (autonomous pass rate)", "range": [-0.05, 1.05]},
                       yaxis={"title": "weight w_i", "rangemode": "tozero"}, legend=LEGEND_BELOW)
     return fig

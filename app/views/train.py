@@ -206,7 +206,7 @@ def main():
         note = " (not under the shipped demo runs, which stay untouched)" if root == common.USER_ROOT else ""
         st.caption(f"A short run of any method, in a background process; runs are written under `{root}`{note}.")
     if st.session_state.pop("train_open_runs", False):
-        st.switch_page("pages/runs.py")
+        st.switch_page("views/runs.py")
     sizes = common.shipped_sizes()
     choices = sizes + [OTHER]
     default = "small" if "small" in sizes else "tiny" if "tiny" in sizes else choices[0]

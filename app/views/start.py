@@ -10,7 +10,7 @@ STEPS = [
      "usually picks a wrong method; with it, it opens with the card's decision (`right`: a running total from the "
      "right). Colour each token by KL(guided ‖ unguided): the decision token lights up (KL ≈ 1.9), the rest stays "
      "pale. That shift is what SGPO distils.",
-     "pages/explore.py",
+     "views/explore.py",
      {"ex_source": "shipped", "ex_size": "small", "ex_task": "world", "ex_kind": "task", "ex_split": "id",
       "ex_family": "sum", "ex_index": 0, "ex_pid": "", "ex_which": "guided", "ex_value": "kl"},
      "Explore a card's shift"),
@@ -19,20 +19,20 @@ STEPS = [
      "`sum-id-0000` falls from KL 1.91 to 0.02: the unguided model now makes the strategy's decision by itself. "
      "The mean over all probe tokens does not fall (it rises 0.18 → 0.50 → 0.42): read the heatmap, not only the "
      "mean.",
-     "pages/absorption.py", {"abs_run": "sgpo-s0", "abs_probe": "sum-id-0000", "abs_value": "kl"},
+     "views/absorption.py", {"abs_run": "sgpo-s0", "abs_probe": "sum-id-0000", "abs_value": "kl"},
      "Open Absorption"),
     ("3 · The adaptive weight decides where to distil",
      "w_i = min(alpha_max, alpha_0 · max(0, p_guided - p_auto) / (p_auto + gamma)): large where the student "
      "fails and the card helps, zero once the student solves the problem alone or when no guided rollout is right.",
-     "pages/weights.py", {"weights_run": "sgpo-s0", "weights_view": "family"}, "Open Weights"),
+     "views/weights.py", {"weights_run": "sgpo-s0", "weights_view": "family"}, "Open Weights"),
     ("4 · What the student learns: accuracy over training",
      "SGPO against GRPO, SFT, SFT+GRPO and LUFFY, three seeds each (mean and 95% band), on ID and OOD problems. "
      "Read each sampled completion and its reward on the **Rollouts** page.",
-     "pages/runs.py", {"runs_families": ["all"]}, "Open Runs"),
+     "views/runs.py", {"runs_families": ["all"]}, "Open Runs"),
     ("5 · Against the paper",
      "The lab's final accuracies and gains over the base model beside the paper's Qwen2.5 numbers: absolute "
      "numbers differ, the ordering and the gains are what to compare.",
-     "pages/compare.py", {}, "Open Compare"),
+     "views/compare.py", {}, "Open Compare"),
 ]
 NOTEBOOKS = [("01_quickstart", "a run end to end: problems, cards, completions, a short training, its curves"),
              ("02_token_shifts", "the token-shift view by hand: KL and log-probability change per token"),

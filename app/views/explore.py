@@ -545,9 +545,10 @@ def pin_panel(table_):
                                              f"  (KL {table_.set_index('position').loc[p, 'kl']:.3f})")
     row = table_.set_index("position").loc[pos]
     row = {**row.to_dict(), "position": pos}
-    common.show(topk_figure(row, title=f"token {display_token(str(row['token']))!r} at position {pos}: "
-                                       f"p {row['p_unguided']:.3f} without the card, {row['p_guided']:.3f} with it, "
-                                       f"KL {row['kl']:.2f}"), "ex_topk", name="pinned-token-topk")
+    st.markdown(f"**Pinned: {display_token(str(row['token']))!r} at position {pos}**: p {row['p_unguided']:.3f} "
+                f"without the card, {row['p_guided']:.3f} with it, KL {row['kl']:.2f}. The bars are the two next-token "
+                "distributions at this position (the token itself in orange).")
+    common.show(topk_figure(row), "ex_topk", name="pinned-token-topk")
 
 
 def second_card(task: Task, task_spec: str, pick: Pick | None, table, card: str) -> tuple[str, str] | None:
