@@ -742,46 +742,56 @@ def with_groups(table: pd.DataFrame) -> pd.DataFrame:
 QP_ROOT = "root"
 
 
-def from_url(*keys: str, lists: tuple[str, ...] = (), numbers: tuple[str, ...] = ()) -> None:
-    """Seed widget keys from the URL's query parameters once per session (a shared link opens that state).
+def from_url(*keys: str, lists: tuple[str, ...] = (), numbers: tuple[str, ...] = (), flags: tuple[str, ...] = ()
+             ) -> None:
+    """Seed widget keys from the URL's query parameters (a shared link, a reload, a typed address opens that state).
 
-    ``lists``: keys whose value is a list (comma-separated in the URL); ``numbers``: whole numbers.
+    A parameter is applied when its value differs from the one last seen in this session (by this function or
+    written by ``to_url``), so the page's own writes never undo a widget the user just changed.
+    ``lists``: comma-separated lists; ``numbers``: whole numbers; ``flags``: "1"/"0" booleans.
     """
-    seeded = st.session_state.setdefault("_from_url", set())
+    seen = st.session_state.setdefault("_url_seen", {})
     for key in keys:
-        if key in seeded:
+        raw = st.query_params.get(key)
+        if raw is None or seen.get(key) == raw:
             continue
-        seeded.add(key)
-        if key not in st.query_params or key in st.session_state:
-            continue
-        raw = st.query_params.get(key, "")
+        seen[key] = raw
         try:
             st.session_state[key] = ([v for v in raw.split(",") if v] if key in lists
-                                     else int(raw) if key in numbers else raw)
+                                     else int(raw) if key in numbers else raw == "1" if key in flags else raw)
         except ValueError:
             pass
 
 
-def to_url(*keys: str) -> None:
-    """Write the current values of widget keys to the URL (so the address bar is a link to this state)."""
+def to_url(*keys: str, defaults: dict | None = None) -> None:
+    """Write the current values of widget keys to the URL (so the address bar is a link to this state); a value equal
+    to its default in ``defaults`` is left out."""
+    seen = st.session_state.setdefault("_url_seen", {})
     for key in keys:
         value = st.session_state.get(key)
-        if value is None or value == [] or isinstance(value, (dict, set)):
+        if value is None or value == [] or isinstance(value, (dict, set)) or (defaults or {}).get(key, ...) == value:
             st.query_params.pop(key, None)
+            seen.pop(key, None)
             continue
-        text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
-        if len(text) <= 1500 and st.query_params.get(key) != text:
-            st.query_params[key] = text
+        text = ("1" if value else "0") if isinstance(value, bool) else \
+            ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+        if len(text) <= 1500:
+            if st.query_params.get(key) != text:
+                st.query_params[key] = text
+            seen[key] = text
 
 
 def keep_root_in_url() -> None:
     """The runs root in the URL (``?root=``), so a browser reload keeps it (the demo root is the default)."""
     root = (st.session_state.get("runs_root") or "").strip()
+    seen = st.session_state.setdefault("_url_seen", {})
     if root and root != default_runs_root():
         if st.query_params.get(QP_ROOT) != root:
             st.query_params[QP_ROOT] = root
+        seen[QP_ROOT] = root
     else:
         st.query_params.pop(QP_ROOT, None)
+        seen.pop(QP_ROOT, None)
 
 
 # ------------------------------------------------------------------------ theme, presentation, figures
@@ -813,7 +823,7 @@ PAGE_CSS = {
 [data-testid="stApp"] p, [data-testid="stApp"] li, [data-testid="stApp"] label, [data-testid="stApp"] h1,
 [data-testid="stApp"] h2, [data-testid="stApp"] h3, [data-testid="stApp"] td, [data-testid="stApp"] th,
 [data-testid="stApp"] span, [data-testid="stCaptionContainer"] {color: #fafafa;}
-[data-testid="stApp"] code {background: #1f2430; color: #f0f0f0;}
+[data-testid="stApp"] code, [data-testid="stCode"] pre {background: #1f2430 !important; color: #f0f0f0;}
 [data-baseweb="select"] > div, [data-baseweb="input"], [data-testid="stApp"] input, [data-testid="stApp"] textarea
   {background-color: #262730 !important; color: #fafafa !important;}
 """,
@@ -887,19 +897,23 @@ def show(fig, key: str, *, data: pd.DataFrame | None = None, name: str | None = 
 
 
 def downloads(fig, key: str, *, data: pd.DataFrame | None = None, name: str | None = None) -> None:
-    """Download buttons of one figure: its data as CSV, the figure as HTML, and as PNG/SVG where kaleido is."""
+    """One "Download" menu per figure: its data as CSV, the figure as HTML, and as PNG/SVG where kaleido is."""
     name = name or key
-    cols = st.columns([1, 1, 1, 1, 4])
-    if data is not None and not data.empty:
-        cols[0].download_button("⬇ data (CSV)", lambda d=data: d.to_csv(index=False).encode(), f"{name}.csv",
-                                "text/csv", key=f"dl_csv_{key}", on_click="ignore", type="tertiary")
-    cols[1].download_button("⬇ figure (HTML)", lambda f=fig: f.to_html(include_plotlyjs=True, full_html=True),
-                            f"{name}.html", "text/html", key=f"dl_html_{key}", on_click="ignore", type="tertiary")
-    if export_enabled():
-        cols[2].download_button("⬇ PNG", lambda f=fig: _export(f, "png"), f"{name}.png", "image/png",
-                                key=f"dl_png_{key}", on_click="ignore", type="tertiary")
-        cols[3].download_button("⬇ SVG", lambda f=fig: _export(f, "svg"), f"{name}.svg", "image/svg+xml",
-                                key=f"dl_svg_{key}", on_click="ignore", type="tertiary")
+    with st.popover("⬇ Download", use_container_width=False):
+        if data is not None and not data.empty:
+            st.download_button("data (CSV)", lambda d=data: d.to_csv(index=False).encode(), f"{name}.csv",
+                               "text/csv", key=f"dl_csv_{key}", on_click="ignore")
+        st.download_button("figure (HTML, interactive)", lambda f=fig: f.to_html(include_plotlyjs=True,
+                                                                                  full_html=True),
+                           f"{name}.html", "text/html", key=f"dl_html_{key}", on_click="ignore")
+        if export_enabled():
+            st.download_button("figure (PNG)", lambda f=fig: _export(f, "png"), f"{name}.png", "image/png",
+                               key=f"dl_png_{key}", on_click="ignore")
+            st.download_button("figure (SVG)", lambda f=fig: _export(f, "svg"), f"{name}.svg", "image/svg+xml",
+                               key=f"dl_svg_{key}", on_click="ignore")
+        else:
+            st.caption("PNG: the camera in the figure's toolbar. PNG/SVG files from the server need `kaleido` "
+                       "(`pip install kaleido`; it drives the installed Chromium).")
 
 
 def download_table(frame: pd.DataFrame, key: str, name: str) -> None:

@@ -21,11 +21,13 @@ import common  # noqa: E402
 # Emoji icons, not ":material/...:" ones: a material icon as favicon is fetched from fonts.gstatic.com (not offline).
 st.set_page_config(page_title="sgpo-lab", page_icon="🧪", layout="wide")
 
+common.from_url(common.QP_ROOT, "theme", "presentation", flags=("presentation",))
+if common.QP_ROOT in st.session_state:  # a root from the address (a reload, a shared link)
+    st.session_state.runs_root = st.session_state.pop(common.QP_ROOT)
 if "runs_root" not in st.session_state:
-    st.session_state.runs_root = st.query_params.get(common.QP_ROOT) or common.default_runs_root()
-common.from_url("theme", "presentation")
-if isinstance(st.session_state.get("presentation"), str):
-    st.session_state.presentation = st.session_state.presentation == "1"
+    st.session_state.runs_root = common.default_runs_root()
+if st.session_state.get("theme") not in (None, "auto", "light", "dark"):
+    st.session_state.theme = "auto"
 st.sidebar.text_input("Runs root", key="runs_root",
                       help="A folder of run directories (each written by `sgpo-lab train --out ...`). "
                            "Default: the shipped demo runs, or $SGPO_LAB_RUNS. Kept in the address (?root=), so a "
@@ -48,14 +50,7 @@ with st.sidebar:
              help="auto follows the browser; figures follow the page.")
     st.toggle("Presentation mode", key="presentation",
               help="Large fonts everywhere (figures, token views, tables) and a narrower sidebar, for a projector.")
-if st.session_state.get("theme", "auto") != "auto":
-    common.to_url("theme")
-else:
-    st.query_params.pop("theme", None)
-if st.session_state.get("presentation"):
-    st.query_params["presentation"] = "1"
-else:
-    st.query_params.pop("presentation", None)
+common.to_url("theme", "presentation", defaults={"theme": "auto", "presentation": False})
 common.page_style()
 page.run()
 st.sidebar.caption("SGPO: a weak model learns *how to reason* by distilling the shift a strategy card induces "

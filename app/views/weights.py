@@ -73,9 +73,11 @@ def main():
     st.subheader("Per step: " + ("each family" if view == "family" else "each problem"))
     common.show(heat, "weights_heat", themed=True, data=part, name=f"{name}-weights")
     n_problems, n_steps = part["problem_id"].nunique(), part["step"].nunique()
+    filled = part.groupby(["family", "step"]).ngroups / max(1, part["family"].nunique() * n_steps)
     st.caption(f"{len(part)} (step, problem) rows: {n_problems} problems over {n_steps} steps, each problem in about "
                f"{len(part) / max(1, n_problems):.1f} batches, so a per-problem map is mostly blank"
-               + ("; here each family's mean w_i fills every step." if view == "family" else ".")
+               + (f"; per family, {filled:.0%} of the (family, step) cells hold a value (white: no problem of the "
+                  "family in that step's batch)." if view == "family" else " (white: not in that step's batch).")
                + f" {(part['weight'] > 0).mean():.0%} of the rows have w_i > 0; mean w_i {part['weight'].mean():.3f}.")
     left, right = st.columns(2)
     with left:
