@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
+import yaml
 
 from sgpo_lab import runs as R
 from sgpo_lab.tasks import DEFAULT_TASK, Problem, Task, TaskError
@@ -255,12 +256,17 @@ def typed(kind: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
     numbers = list(dict.fromkeys([*spec.keys, *numbers]))
     for col in [c for c in numbers if c in frame.columns]:
         raw = frame[col]
-        try:
-            num = pd.to_numeric(raw, errors="coerce").astype(float)
-        except (TypeError, ValueError):  # values pandas cannot even try (nested arrays)
-            num = pd.Series(np.nan, index=frame.index)
-        num = num.where(np.isfinite(num))
-        failed = num.isna() & raw.map(lambda v: _text(v) is not None)
+        if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):  # fast path: no text in it
+            num = raw.astype(float)
+            failed = ~np.isfinite(num) & raw.notna()
+            num = num.where(np.isfinite(num))
+        else:
+            try:
+                num = pd.to_numeric(raw, errors="coerce").astype(float)
+            except (TypeError, ValueError):  # values pandas cannot even try (nested arrays)
+                num = pd.Series(np.nan, index=frame.index)
+            num = num.where(np.isfinite(num))
+            failed = num.isna() & raw.map(lambda v: _text(v) is not None)
         if col in spec.keys:
             failed |= num.isna() | (num < 0) | (num % 1 != 0) | (num > MAX_KEY)
         if failed.any():
@@ -722,9 +728,31 @@ def config_groups(configs: dict[str, dict], methods: dict[str, str], labels: dic
     return out
 
 
+@st.cache_data(show_spinner=False, max_entries=4096)
+def _config(path: str, stamp: tuple) -> dict:
+    """A run's config.yaml, cached until the file changes; plain files (no anchors, aliases or tags: what the trainer
+    writes) go through libyaml's safe loader, anything else through the lab's careful reader."""
+    try:
+        text = (Path(path) / "config.yaml").read_text(errors="replace")
+        if len(text) < 200_000 and not any(c in text for c in "&*!") and getattr(yaml, "CSafeLoader", None):
+            body = yaml.load(text, Loader=yaml.CSafeLoader)
+            return body if isinstance(body, dict) else {}
+    except (OSError, yaml.YAMLError):
+        pass
+    return R.read_config(path)
+
+
+def _file_stamp(path: Path) -> tuple:
+    try:
+        info = path.stat()
+        return info.st_size, info.st_mtime_ns
+    except OSError:
+        return ()
+
+
 @st.cache_data(ttl=2, show_spinner=False, max_entries=16)
 def _groups(root: str, names: tuple[str, ...], paths: tuple[str, ...], methods: tuple[str, ...]) -> dict[str, str]:
-    configs = {n: R.read_config(p) for n, p in zip(names, paths)}
+    configs = {n: _config(p, _file_stamp(Path(p) / "config.yaml")) for n, p in zip(names, paths)}
     labels = {n: run_label(p) for n, p in zip(names, paths)}
     return config_groups(configs, dict(zip(names, methods)), labels)
 

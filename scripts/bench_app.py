@@ -112,6 +112,7 @@ def rerun_seconds(root: Path, repeats: int) -> dict[str, tuple[float, float]]:
     at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=120)
     at.session_state["runs_root"] = str(root)
     at.run()
+    at.switch_page("views/runs.py").run()  # the app opens on Start
     out = {}
 
     def timed(name, change):
@@ -140,7 +141,7 @@ def rerun_seconds(root: Path, repeats: int) -> dict[str, tuple[float, float]]:
     families = list(at.multiselect(key="weights_families").options)
     timed("weights: families", lambda i: at.multiselect(key="weights_families").set_value(
         [families[:max(1, len(families) // 2)], families][i % 2]))
-    views = list(at.selectbox(key="weights_view").options)
+    views = ["family", "top", "problem"]  # the selectbox's values (its options are their labels)
     timed("weights: heatmap rows", lambda i: at.selectbox(key="weights_view").set_value(views[i % len(views)]))
     at.switch_page("views/compare.py").run()
     timed("compare: split", lambda i: at.radio(key="cmp_split").set_value(["ood", "id"][i % 2]))
@@ -171,6 +172,7 @@ def explore_seconds(root: Path) -> dict[str, float]:
         t = time.perf_counter()
         at.selectbox(key="ex_size").set_value(size).run()
         assert not at.exception, at.exception
+        assert "Token shift" in [h.value for h in at.subheader], "the Explore page did not reach its token view"
         out.setdefault(f"Explore: switch to {size}", []).append(time.perf_counter() - t)
     return {k: v for k, v in out.items()}
 

@@ -63,7 +63,8 @@ def main():
     steps = sorted(int(s) for s in shifts["step"].unique())
     if st.session_state.get("abs_step") not in steps:
         st.session_state.pop("abs_step", None)
-    step = st.select_slider("Step", steps, value=steps[-1], key="abs_step") if len(steps) > 1 else steps[0]
+    step = (st.select_slider("Step", steps, value=None if "abs_step" in st.session_state else steps[-1], key="abs_step")
+            if len(steps) > 1 else steps[0])
     keys = common.run_keys(common.with_groups(table), [name, *compare]) if compare else ((name, "", None, str(path),
                                                                                             stamp),)
     fig = curve_figure(keys, value, step, tuple(common.look().items()))

@@ -19,7 +19,8 @@ def main():
     if "cmp_runs" in st.session_state:
         st.session_state.cmp_runs = [n for n in st.session_state.cmp_runs if n in set(table["name"])]
     names = st.multiselect(f"Runs of `{task}` (finished ones by default)", table["name"].tolist(),
-                           default=finished or common.default_runs(table), key="cmp_runs")
+                           default=None if "cmp_runs" in st.session_state else finished or common.default_runs(table),
+                           key="cmp_runs")
     table = common.with_groups(table)
     evals = common.collect("eval", table, names)
     splits, fams = common.splits_of(evals), ["all", *common.families_of(evals)]

@@ -85,8 +85,8 @@ def main():
     steps = stored[name]
     if st.session_state.get("ro_step") not in steps:
         st.session_state.pop("ro_step", None)
-    step = (st.select_slider("Step", steps, value=steps[-1], key="ro_step") if len(steps) > 1
-            else steps[0])
+    step = (st.select_slider("Step", steps, value=None if "ro_step" in st.session_state else steps[-1], key="ro_step")
+            if len(steps) > 1 else steps[0])
     rows = _step_rows(str(path), int(step), common._stamp(path))
     if rows.empty:
         st.warning(f"Run `{name}`'s rollouts of step {step} cannot be read.")

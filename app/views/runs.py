@@ -79,7 +79,6 @@ def main():
         with st.expander(f"{len(shown)} runs under `{root}`", expanded=False):
             status_table(shown)
 
-    runs_panel()
     bad = table[table["state"].isin(["failed", "crashed", "unknown", "unreadable"])]
     for name, state, error in zip(bad["name"], bad["state"], bad["error"]):
         st.warning(f"Run `{name}` is {state}: {error or 'no reason recorded'}")
@@ -93,12 +92,14 @@ def main():
             st.session_state.pop("runs_smooth")
     if "runs_sel" in st.session_state:
         st.session_state.runs_sel = [n for n in st.session_state.runs_sel if n in set(table["name"])]
-    names = st.multiselect("Runs to show", table["name"].tolist(), default=common.default_runs(table), key="runs_sel",
+    names = st.multiselect("Runs to show", table["name"].tolist(), key="runs_sel",
+                           default=None if "runs_sel" in st.session_state else common.default_runs(table),
                            help=f"Runs of the task `{task}`. Runs are averaged as seeds only when their method and "
                                 "config agree (but for the seed): runs whose configs differ are separate lines, "
                                 "named by the fields that differ.")
     if not names:
         st.info("Choose at least one run.")
+        runs_panel()
         return
     groups = table.set_index("name").loc[names, "group"]
     split = groups[groups != table.set_index("name").loc[names, "method"]]
@@ -107,8 +108,8 @@ def main():
             f"`{g}` ({', '.join(f'`{n}`' for n in split[split == g].index)})" for g in dict.fromkeys(split)))
     running = [n for n in names if table.set_index("name").loc[n, "state"] == "running"]
     c1, c2 = st.columns([3, 1])
-    smooth = c1.slider("Smoothing of the training metrics (EMA per run, before the mean)", 0.0, 0.95, 0.0, 0.05,
-                       key="runs_smooth")
+    smooth = c1.slider("Smoothing of the training metrics (EMA per run, before the mean)", 0.0, 0.95,
+                       None if "runs_smooth" in st.session_state else 0.0, 0.05, key="runs_smooth")
     seeds = c2.toggle("Each seed", key="runs_seeds", help="also draw every run as a thin line")
     every = LIVE_EVERY_S if running else None
 
@@ -128,6 +129,7 @@ def main():
 
     accuracy_panel()
     metrics_panel()
+    runs_panel()  # after the charts: the first chart is drawn before the table of every run is built
     common.to_url(*URL_KEYS)
 
 
@@ -160,9 +162,11 @@ def accuracy(table, names, seeds):
     for key, allowed in (("runs_families", ["all", *known]), ("runs_splits", split_names)):
         if key in st.session_state:
             st.session_state[key] = [v for v in st.session_state[key] if v in allowed]
-    families = c2.multiselect("Families", ["all", *known], default=["all"], key="runs_families",
+    families = c2.multiselect("Families", ["all", *known], key="runs_families",
+                              default=None if "runs_families" in st.session_state else ["all"],
                               format_func=lambda f: "average of families" if f == "all" else f)
-    splits = c3.multiselect("Splits", split_names, default=split_names, key="runs_splits", format_func=str.upper)
+    splits = c3.multiselect("Splits", split_names, default=None if "runs_splits" in st.session_state else split_names,
+                            key="runs_splits", format_func=str.upper)
     # never smoothed: each run has a handful of evaluations, and an EMA would move their final values
     fig = common.run_figure("accuracy_figure", "eval", keys, metric, families=tuple(families), splits=tuple(splits),
                             smooth=0.0, show_seeds=seeds, look=tuple(common.look().items()))
