@@ -90,6 +90,16 @@ def first_page_seconds(root: Path, tmp: Path, repeats: int) -> tuple[float, floa
                                    ".filter(p => p.querySelector('.main-svg')).length >= 2")
             page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')")
             populated = time.time()
+            warm = []  # the same page opened again: the server's caches and imports warm, a new browser session
+            for _ in range(2):
+                again = context.new_page()
+                again.set_default_timeout(60_000)
+                t = time.time()
+                again.goto(f"{url}/runs")
+                again.wait_for_function("[...document.querySelectorAll('.js-plotly-plot')]"
+                                        ".filter(p => p.querySelector('.main-svg')).length >= 1")
+                warm.append(time.time() - t)
+                again.close()
             clicks = []
             for i in range(repeats + 2):  # the metric radio, in the real browser: the accuracy fragment reruns alone
                 label, title = (("pass@k", "pass@"), ("greedy accuracy", "greedy accuracy"))[i % 2]
@@ -102,7 +112,7 @@ def first_page_seconds(root: Path, tmp: Path, repeats: int) -> tuple[float, floa
     finally:
         proc.terminate()
         proc.wait(10)
-    return healthy - start, first_chart - healthy, populated - healthy, clicks
+    return healthy - start, first_chart - healthy, populated - healthy, clicks, warm
 
 
 def rerun_seconds(root: Path, repeats: int) -> dict[str, tuple[float, float]]:
@@ -244,9 +254,11 @@ def main() -> None:
         if args.no_browser or not Path(CHROMIUM).exists():
             print("first page populated: skipped (--no-browser or no /usr/bin/chromium)")
         else:
-            boot, chart, first, click = first_page_seconds(root, tmp, args.repeats)
+            boot, chart, first, click, warm = first_page_seconds(root, tmp, args.repeats)
             print(f"server start -> healthy: {boot:.1f} s; healthy -> Runs page's first chart in Chromium: "
                   f"{chart:.1f} s (target <= 3 s); both charts drawn and the script done: {first:.1f} s")
+            print("Runs page opened again (warm server, new browser session) -> first chart: "
+                  + ", ".join(f"{w:.1f} s" for w in warm) + " (target <= 3 s)")
             print(f"re-render in Chromium, Runs page metric radio -> redrawn accuracy chart: first two (figures "
                   f"built) {click[0]:.2f} s, {click[1]:.2f} s; then toggling (cached figures) "
                   f"{statistics.median(click[2:]):.2f} s median (target <= 1 s)")

@@ -173,8 +173,9 @@ def accuracy(table, names, seeds):
     if common.is_empty(fig) and families and splits:
         st.info("These runs have no evaluations yet (eval.jsonl is empty or unreadable).")
         return
-    common.show(fig, "runs_acc", themed=True, data=common.collect_keys("eval", keys), name="accuracy")
-    st.caption(accuracy_caption(common.collect_keys("eval", keys), metric, known, keys))
+    evals = common.collect_keys("eval", keys)
+    common.show(fig, "runs_acc", themed=True, data=evals, name="accuracy")
+    st.caption(accuracy_caption(evals, metric, known, keys))
 
 
 def accuracy_caption(evals, metric, known, keys) -> str:
