@@ -236,10 +236,14 @@ def test_every_page_renders_offline_in_both_looks_without_overlapping_text(serve
             for path, (name, charts, text) in PAGES.items():
                 timings[f"{name}, presentation + dark"] = _visit(page, server, path, name, charts, text,
                                                                  "presentation=1&theme=dark")
-                assert page.evaluate("getComputedStyle(document.documentElement).fontSize") == "21px", name
-                background = page.evaluate("getComputedStyle(document.querySelector('[data-testid=\"stApp\"]'))"
-                                           ".backgroundColor")
-                assert background == "rgb(14, 17, 23)", f"{name} is not dark: {background}"
+                try:  # the page's style sheet is an element of the page: it may land a moment after the text
+                    page.wait_for_function("getComputedStyle(document.documentElement).fontSize === '21px' && "
+                                           "getComputedStyle(document.querySelector('[data-testid=\"stApp\"]'))"
+                                           ".backgroundColor === 'rgb(14, 17, 23)'", timeout=10_000)
+                except Exception:  # playwright's TimeoutError: say what the page has instead
+                    found = page.evaluate("[getComputedStyle(document.documentElement).fontSize, getComputedStyle("
+                                          "document.querySelector('[data-testid=\"stApp\"]')).backgroundColor]")
+                    pytest.fail(f"{name} is not in dark presentation mode: font size, background = {found}")
                 if page.locator(".js-plotly-plot").count():
                     paper = page.eval_on_selector(".js-plotly-plot .main-svg", "e => getComputedStyle(e).background")
                     assert "rgb(14, 17, 23)" in paper, f"{name}: a figure is not dark ({paper[:40]})"
@@ -252,7 +256,8 @@ def test_every_page_renders_offline_in_both_looks_without_overlapping_text(serve
 
 
 def _token_tip(page, shot: Path) -> str:
-    """The strongest token of the token view (darkest box): its hover text (the box's title), and a screenshot."""
+    """The strongest token of the token view (darkest box): its hover text (the box's title); and a screenshot of the
+    pinned token's panel (the strongest token is pinned by default)."""
     darkest = page.eval_on_selector_all(".tok", """els => {
         const sums = els.map(e => getComputedStyle(e).backgroundColor.match(/\\d+/g).slice(0, 3)
                                     .reduce((a, b) => a + +b, 0));
@@ -260,7 +265,7 @@ def _token_tip(page, shot: Path) -> str:
     token = page.locator(".tok").nth(darkest)
     token.scroll_into_view_if_needed()
     token.hover()
-    page.locator(".tok-view").first.screenshot(path=str(shot))
+    page.locator(".js-plotly-plot").last.screenshot(path=str(shot))  # the pinned token's two top-k distributions
     return token.get_attribute("title") or ""
 
 

@@ -60,7 +60,17 @@ def main():
         "that shows it, already set up.")
     table = common.runs_table(quiet=True)
     names = set(table["name"]) if table is not None else set()
-    for title, text, page, state, label in STEPS:
+    steps = list(STEPS)
+    if "sgpo-s0" in names:  # step 2 in this root's own numbers (the shipped run's, unless the root has another one)
+        path = common.run_path("sgpo-s0")
+        shifts = common._load("token_shifts", str(path), common._stamp(path))[0]
+        if not shifts.empty:
+            from sgpo_lab.viz.absorption import absorption_story
+
+            title, _, page, state, label = steps[1]
+            steps[1] = (title, "The trainer re-scores fixed probe completions during training. In `sgpo-s0`: "
+                        + absorption_story(shifts, "kl"), page, state, label)
+    for title, text, page, state, label in steps:
         with st.container(border=True):
             left, right = st.columns([4, 1.3], vertical_alignment="center")
             left.markdown(f"**{title}**")
@@ -72,8 +82,9 @@ def main():
                          help=f"needs run `{run}` under the runs root (the shipped demo runs have it)" if missing
                          else None)
     st.subheader("The notebooks")
-    st.markdown("Open them with `.venv/bin/jupyter lab notebooks/` (the teacher's guide is `notebooks/README.md`: a "
-                "50-minute lesson plan with the app, and expected answers to every question).")
+    st.markdown("Open them with `JUPYTER_CONFIG_DIR=.jupyter .venv/bin/jupyter lab notebooks/` from the repository "
+                "root (saving then never writes outputs into the tracked notebooks). The teacher's guide is "
+                "`notebooks/README.md`: a 50-minute lesson plan with the app, and expected answers to every question.")
     st.markdown("\n".join(f"- `notebooks/{n}.ipynb`: {what}" for n, what in NOTEBOOKS))
     st.caption("Words used on every page: **guided** = the prompt with the strategy card, **autonomous** (unguided) "
                "= without it; **p_auto / p_guided** = the share of a problem's sampled completions that are right "
