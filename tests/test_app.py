@@ -447,6 +447,8 @@ def test_every_page_opens_a_reasoning_gym_run(gym_root, page):
         assert at.select_slider(key="ro_step").options == ["1", "2"]
         assert any(h.value.startswith("Autonomous (no card): ") for h in at.subheader)
         assert "gold `" in texts(at.caption)
+        ok(at.toggle(key="ro_kl").set_value(True).run())  # re-scored by the run's last checkpoint (step 2)
+        assert htmls(at).count('class="tok-view"') == len(at.get("html")) >= 4  # every completion coloured
     elif page == "absorption":
         assert len(charts(at)) == 2 and "tok-view" in htmls(at)
         assert "Problem type: Basic arithmetic" in codes(at) and "<answer>" in codes(at)  # the probe's card, question

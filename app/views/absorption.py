@@ -88,7 +88,7 @@ def main():
     st.markdown(f"**Step {step}**: the probe's completion, each token coloured by {VALUE_LABELS[value]} "
                 "(hover a token for its probabilities and both top-k lists).")
     st.html(token_html(at_step, value, vmax=vmax))
-    st.caption(step_caption(rows, value, step, steps))
+    st.caption(step_caption(rows, value, step, steps) + verdict(rows, table.set_index("name").loc[name, "task"]))
     heat = heatmap_figure(str(path), stamp, probe, value, vmax, tuple(common.look().items()))
     common.show(heat, "abs_heat", themed=True, name=f"{name}-{probe}-heatmap",
                 data=rows[["step", "position", "token", value]])
@@ -111,6 +111,25 @@ def step_caption(rows: pd.DataFrame, value: str, step: int, steps: list[int]) ->
     return (f"At step {steps[0]} the token with the largest {what} is {tok} at position {pos} ({then:.2f}); at step "
             f"{step} it is {later:.2f}. The mean over this probe's tokens goes {first['v'].mean():.2f} → "
             f"{now['v'].mean():.2f}.")
+
+
+def verdict(rows: pd.DataFrame, task: str) -> str:
+    """✓/✗ and the gold answer of the probe's completion (a world task: the world computes the answer)."""
+    if task.split(":")[0] != "world" or "question" not in rows.columns:
+        return ""
+    import worldcheck
+
+    question = str(rows["question"].iloc[0])
+    gold = worldcheck.gold_answer(question)
+    first = rows[rows["step"] == rows["step"].min()].sort_values("position")
+    text = "".join(str(t) for t in first["token"] if str(t) != "<eos>")
+    if gold is None:
+        return ""
+    from sgpo_lab.world.tasks import verify
+
+    notes = worldcheck.notation_notes(None, [text])
+    line = worldcheck.verdict_line(verify(text, gold), gold, question, text, world=True)
+    return f" The probe's completion (fixed at step 0): {line}. " + " ".join(notes[1:])
 
 
 def short(text, limit: int = 90) -> str:
