@@ -184,8 +184,10 @@ def watch(jobs: list[dict]) -> None:
             metrics = common.load("metrics", job["path"], job["name"]) if Path(job["path"]).is_dir() else None
             if metrics is not None and not metrics.empty:
                 frame = metrics.assign(run=job["name"], method=job["name"], seed=0)
-                st.plotly_chart(metrics_figure(frame, ["loss", "p_auto", "entropy"], cols=3),
-                                key=f"train_fig_{job['name']}", **common.PLOT)
+                from sgpo_lab.viz.style import apply_look
+
+                st.plotly_chart(apply_look(metrics_figure(frame, ["loss", "p_auto", "entropy"], cols=3),
+                                           **common.look()), key=f"train_fig_{job['name']}", **common.PLOT)
             if code is None:
                 st.button("Stop", key=f"stop_{job['name']}", on_click=_stop, args=(job,))
             st.caption(f"`{job['cmd']}`")
