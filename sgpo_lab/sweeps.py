@@ -197,8 +197,8 @@ def summarize(out: str | Path, preset: Preset | None = None) -> pd.DataFrame:
     rows = []
     for run in sorted(p for p in out.iterdir() if p.is_dir() and (p / R.MARKER).is_file()):
         variant, _, seed = run.name.rpartition("-s")
-        if variant not in names or not seed.isdigit():
-            continue
+        if variant not in names or not seed.isdigit() or R.read_status(run).get("state") != "finished":
+            continue  # an unfinished run's last evaluation is not its final one
         ev = R.load_eval(run)
         if ev.empty:
             continue
