@@ -117,3 +117,19 @@ def test_claims_verdicts_follow_the_intervals(tmp_path):
     assert "| (a) SGPO beats SFT, GRPO, SFT->GRPO and LUFFY (ID and OOD) | reproduced |" in text
     assert "sgpo-lab compare --preset scaling" in text
     assert json.loads((tmp_path / "reports" / "claims.json").read_text())["b"]["verdict"] == "not reproduced"
+
+
+def test_readme_main_sweep_figures_match_the_shipped_summary():
+    """Every figure of the README's main-sweep table comes from sweeps/main/summary.parquet."""
+    from pathlib import Path
+
+    from sgpo_lab.sweeps import PRESETS
+
+    root = Path(__file__).parents[1]
+    table = compare_table(pd.read_parquet(root / "sweeps" / "main" / "summary.parquet"), PRESETS["main"].reference)
+    readme = (root / "README.md").read_text()
+    for r in table.to_dict("records"):
+        cell = f"| {r['variant']} | {100 * r['mean']:.1f} ± {100 * r['ci95']:.1f} |"
+        assert cell in readme, cell
+        if r["variant"] != "sgpo":
+            assert f"+{-100 * r['diff_vs_ref']:.1f} ± {100 * r['diff_ci95']:.1f}" in readme, r["variant"]
