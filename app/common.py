@@ -852,9 +852,10 @@ PAGE_CSS = {
 [data-testid="stApp"] h2, [data-testid="stApp"] h3, [data-testid="stApp"] td, [data-testid="stApp"] th,
 [data-testid="stApp"] span, [data-testid="stCaptionContainer"] {color: #fafafa;}
 [data-testid="stApp"] code, [data-testid="stCode"] pre {background: #1f2430 !important; color: #f0f0f0;}
-[data-baseweb="select"] div, [data-baseweb="input"], [data-baseweb="base-input"], [data-testid="stApp"] input,
-[data-testid="stApp"] textarea {background-color: #262730 !important; color: #fafafa !important;}
-[data-testid="stApp"] button:not([kind="primary"]):not([data-baseweb="tab"]), [data-testid="stPopover"] button
+[data-baseweb="select"] > div:first-child, [data-baseweb="input"], [data-baseweb="base-input"],
+[data-testid="stApp"] input:not([role="combobox"]), [data-testid="stApp"] textarea
+  {background-color: #262730 !important; color: #fafafa !important;}
+[data-testid="stBaseButton-secondary"], [data-testid="stPopoverButton"], [data-testid="stBaseButton-tertiary"]
   {background-color: #262730 !important; color: #fafafa !important; border-color: #555 !important;}
 [data-baseweb="popover"] > div, [data-baseweb="menu"], [data-baseweb="menu"] li
   {background-color: #262730 !important; color: #fafafa !important;}

@@ -37,7 +37,7 @@ PAGES = {"": ("start", 0, "The notebooks"), "runs": ("runs", 2, "Training metric
          "explore": ("explore", 2, "Pinned token"), "absorption": ("absorption", 2, "Probe problem"),
          "weights": ("weights", 3, "Weight against p_auto"), "rollouts": ("rollouts", 0, "Guided (with the card)"),
          "compare": ("compare", 1, "Absolute numbers are not"), "train": ("train", 0, "Launch")}
-PRESENTATION_SHOTS = ("start", "explore", "runs", "rollouts")  # dark presentation screenshots kept for the README
+PRESENTATION_SHOTS = ("explore", "runs")  # dark presentation screenshots kept for the README
 
 
 def _browser_or_skip() -> str:

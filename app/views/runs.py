@@ -56,7 +56,7 @@ def live_progress(table, running):
 
 
 def main():
-    head, button = st.columns([6, 1], vertical_alignment="bottom")
+    head, button = st.columns([4, 1.4], vertical_alignment="bottom")
     head.title("Runs")
     button.button("↻ Refresh", key="runs_refresh", on_click=common.refresh_runs,
                   help="Read the runs root again (new runs, new states). While a run is running this happens every "
