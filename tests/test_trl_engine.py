@@ -301,7 +301,7 @@ def test_every_workbench_page_opens_a_trl_run(page, tmp_path_factory):
     at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=90)
     at.session_state["runs_root"] = str(root)
     at.run()
-    at.switch_page(f"pages/{page}.py").run()
+    at.switch_page(f"views/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error and not at.warning, [e.value for e in [*at.error, *at.warning]]
     if page == "runs":
