@@ -229,13 +229,15 @@ def compare(
     jobs: int = typer.Option(2, help="runs side by side (one torch thread each)"),
     set_: list[str] = typer.Option([], "--set", help="a config field for every run, e.g. --set steps=30"),
     keep_checkpoints: bool = typer.Option(False, help="keep each finished run's checkpoints (large)"),
+    reuse: list[Path] = typer.Option([], help="a folder of finished runs (another sweep): a run trained with "
+                                              "exactly the same config there is copied instead of retrained"),
 ) -> None:
     """Run methods x seeds as a resumable pool and write summary.parquet and summary.md (rerun to continue)."""
     from sgpo_lab.config import parse_field_values
     from sgpo_lab.sweeps import run_sweep
 
     summary = run_sweep(preset, out, seeds=seeds, jobs=jobs, overrides=parse_field_values(set_),
-                        keep_checkpoints=keep_checkpoints)
+                        keep_checkpoints=keep_checkpoints, reuse=reuse)
     typer.echo((out / "summary.md").read_text())
     variants = summary["variant"][~summary["variant"].str.endswith("@base")].nunique() if not summary.empty else 0
     typer.echo(f"{variants} variants; summary in {out / 'summary.md'} and summary.parquet")

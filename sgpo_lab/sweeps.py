@@ -30,7 +30,10 @@ from sgpo_lab import runs as R
 from sgpo_lab.stats import mean_ci, paired
 
 # what every full preset shares: the default run on `small`, evaluated on the full ID and OOD splits
-FULL = {"model": "small", "steps": 60, "eval_problems": 64}
+# (no stored rollouts: they would make a shipped sweep ten times larger; the demo runs keep theirs)
+FULL = {"model": "small", "steps": 60, "eval_problems": 64, "rollouts_every": 0}
+# fields that change what a run stores, not what it trains: a finished run may be reused across them
+STORAGE_ONLY = ("rollouts_every", "checkpoint_every")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class Variant:
     name: str
     method: str
     fields: dict[str, Any] = field(default_factory=dict)
+    seeds: int | None = None  # its default number of seeds when not the preset's (a claim that needs more)
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,8 @@ class Preset:
     common: dict[str, Any] = field(default_factory=dict)
 
 
-def _v(name: str, method: str | None = None, **fields: Any) -> Variant:
-    return Variant(name, method or name, fields)
+def _v(name: str, method: str | None = None, seeds: int | None = None, **fields: Any) -> Variant:
+    return Variant(name, method or name, fields, seeds)
 
 
 ABLATIONS = ("sgpo_rkl", "sgpo_nll", "sgpo_const_w", "sgpo_no_clip", "sgpo_random_target", "sgpo_no_constraints",
@@ -65,8 +69,10 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
             "problems_per_step": 4, "checkpoint_every": 0}),
     Preset("main", "the paper's main comparison: sft, grpo, sft_grpo, luffy, sgpo",
            tuple(_v(m) for m in ("sgpo", "sft", "grpo", "sft_grpo", "luffy")), 10, "sgpo", FULL),
+    # claims (b) and (c) compare sgpo with sgpo_nll and sgpo_rkl: those three get 10 seeds, the others 5
     Preset("ablations", "the paper's eight ablations beside sgpo",
-           tuple(_v(m) for m in ("sgpo", *ABLATIONS)), 5, "sgpo", FULL),
+           tuple(_v(m, seeds=10 if m in ("sgpo", "sgpo_nll", "sgpo_rkl") else None) for m in ("sgpo", *ABLATIONS)),
+           5, "sgpo", FULL),
     Preset("constraints", "the KL clip readings (hard, scale, none, pointwise) with live and frozen teachers",
            tuple(_v(f"sgpo-{clip}-{teacher}", "sgpo", kl_clip=clip, teacher=teacher)
                  for teacher in ("live", "frozen") for clip in ("hard", "scale", "none", "pointwise")),
@@ -76,7 +82,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            FULL),
     Preset("scaling", "tiny, small, medium: grpo and sgpo (the base model is every run's step-0 evaluation)",
            tuple(_v(f"{size}-{m}", m, model=size) for size in ("tiny", "small", "medium") for m in ("grpo", "sgpo")),
-           5, "small-sgpo", {"steps": 60, "eval_problems": 64}),
+           5, "small-sgpo", {"steps": 60, "eval_problems": 64, "rollouts_every": 0}),
 )}
 MAX_SEEDS = 100
 MAX_JOBS = 8
@@ -112,14 +118,47 @@ def plan(preset: str, seeds: int | None = None, *, overrides: dict[str, Any] | N
     n = p.seeds if seeds is None else seeds
     if not 1 <= n <= MAX_SEEDS:
         raise SweepError(f"--seeds must be from 1 to {MAX_SEEDS}, got {n}")
-    jobs = [Job(f"{v.name}-s{s}", v, s) for s in range(n) for v in p.variants]
+    counts = {v.name: n if seeds is not None or v.seeds is None else v.seeds for v in p.variants}
+    jobs = [Job(f"{v.name}-s{s}", v, s) for s in range(max(counts.values())) for v in p.variants
+            if s < counts[v.name]]  # seed-major: an interrupted sweep has every variant at similar counts
     return p, jobs, {**p.common, **(overrides or {})}
 
 
+def _trained_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if k not in STORAGE_ONLY}
+
+
+def find_reusable(job: Job, common: dict[str, Any], sources: list[Path]) -> Path | None:
+    """A finished run under ``sources`` trained with exactly this job's config and package versions, or None.
+
+    Runs are deterministic given their config (the lab's replay test), so such a run is this job's run;
+    fields that only change what is stored (``STORAGE_ONLY``) may differ."""
+    from sgpo_lab.config import make_config
+
+    want = _trained_fields(make_config(job.variant.method, seed=job.seed,
+                                       **{**common, **job.variant.fields}).model_dump())
+    versions = R.resolved_config({})["versions"]
+    for source in sources:
+        if not source.is_dir():
+            raise SweepError(f"--reuse folder {str(source)!r} does not exist; expected a folder of runs")
+        for run in sorted(p for p in source.iterdir() if (p / R.MARKER).is_file()):
+            if R.read_status(run).get("state") != "finished":
+                continue
+            body = R.read_config(run)
+            if body.get("versions") != versions:
+                continue
+            have = {k: v for k, v in body.items() if k not in R.CONFIG_EXTRAS}
+            if _trained_fields({**want, **have}) == want and set(have) <= set(want) | set(STORAGE_ONLY):
+                return run
+    return None
+
+
 def run_sweep(preset: str, out: str | Path, *, seeds: int | None = None, jobs: int = 2,
-              overrides: dict[str, Any] | None = None, keep_checkpoints: bool = False, progress: bool = True
-              ) -> pd.DataFrame:
-    """Run (or continue) a sweep into ``out``; returns its summary frame (also written beside the runs)."""
+              overrides: dict[str, Any] | None = None, keep_checkpoints: bool = False, progress: bool = True,
+              reuse: list[str | Path] | None = None) -> pd.DataFrame:
+    """Run (or continue) a sweep into ``out``; returns its summary frame (also written beside the runs).
+
+    ``reuse``: folders of finished runs (other sweeps); a job whose exact run is there is copied, not retrained."""
     p, todo, common = plan(preset, seeds, overrides=overrides)
     if not 1 <= jobs <= MAX_JOBS:
         raise SweepError(f"--jobs must be from 1 to {MAX_JOBS}, got {jobs}")
@@ -133,9 +172,19 @@ def run_sweep(preset: str, out: str | Path, *, seeds: int | None = None, jobs: i
                          f"for preset {preset!r}")
     record = {"preset": preset, "seeds": seeds or p.seeds, "jobs": jobs, "common": common,
               "command": " ".join(["sgpo-lab", *sys.argv[1:]]) if sys.argv[1:2] == ["compare"] else None,
-              "run_seconds": record.get("run_seconds", {})}
+              "run_seconds": record.get("run_seconds", {}), "reused": record.get("reused", {})}
     R.atomic_write_text(sweep_file, json.dumps(record, indent=2))
     pending = [j for j in todo if R.read_status(out / j.name).get("state") != "finished"]
+    sources = [Path(s) for s in reuse or []]
+    for job in list(pending) if sources else []:
+        found = find_reusable(job, common, sources)
+        if found is None or (out / job.name).exists():
+            continue
+        shutil.copytree(found, out / job.name, ignore=shutil.ignore_patterns("checkpoints", ".lock"))
+        (out / job.name / "checkpoints").mkdir(exist_ok=True)
+        record["reused"][job.name] = str(found)
+        pending.remove(job)
+    R.atomic_write_text(sweep_file, json.dumps(record, indent=2))
     start = time.perf_counter()
     from tqdm.auto import tqdm
 

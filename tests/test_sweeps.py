@@ -54,6 +54,10 @@ def test_bad_sweep_requests_are_one_line_errors(tmp_path):
         run_sweep("quick", tmp_path, jobs=0)
     assert {"quick", "main", "ablations", "constraints", "teacher", "scaling"} <= set(PRESETS)
     assert [v.name for v in PRESETS["main"].variants] == ["sgpo", "sft", "grpo", "sft_grpo", "luffy"]
+    # claims (b) and (c) get 10 seeds by default, the other ablations 5; --seeds sets every variant
+    counts = pd.Series([j.variant.name for j in plan("ablations")[1]]).value_counts()
+    assert counts["sgpo_nll"] == counts["sgpo_rkl"] == counts["sgpo"] == 10 and counts["sgpo_const_w"] == 5
+    assert set(pd.Series([j.variant.name for j in plan("ablations", 3)[1]]).value_counts()) == {3}
 
 
 def test_quick_sweep_writes_a_summary_and_resumes(tmp_path):
@@ -81,6 +85,20 @@ def test_quick_sweep_writes_a_summary_and_resumes(tmp_path):
     assert [r["step"] for r in R.read_jsonl(out / "sgpo-s1" / "metrics.jsonl")] == [1, 2]
     assert (out / "grpo-s0" / "metrics.jsonl").stat().st_mtime_ns == done
     assert again.shape == summary.shape
+
+    # --reuse: runs trained with exactly the same config are copied (a storage-only field may differ) ...
+    copied = run_sweep("quick", tmp_path / "copy", seeds=2, jobs=1, overrides={**micro, "rollouts_every": 0},
+                       progress=False, reuse=[out])
+    assert set(json.loads((tmp_path / "copy" / "sweep.json").read_text())["reused"]) == names
+    assert copied.sort_values(list(copied.columns[:4])).reset_index(drop=True).equals(
+        again.sort_values(list(again.columns[:4])).reset_index(drop=True))
+    # ... and a run that trained differently is not
+    other = run_sweep("quick", tmp_path / "other", seeds=1, jobs=1, overrides={**micro, "lr": 1e-4},
+                      progress=False, reuse=[out])
+    assert json.loads((tmp_path / "other" / "sweep.json").read_text())["reused"] == {}
+    assert R.read_config(tmp_path / "other" / "sgpo-s0")["lr"] == 1e-4 and not other.empty
+    with pytest.raises(SweepError, match="does not exist"):
+        run_sweep("quick", tmp_path / "none", seeds=1, overrides=micro, progress=False, reuse=[tmp_path / "nope"])
 
 
 def test_compare_cli_refuses_a_folder_of_another_preset(tmp_path):
