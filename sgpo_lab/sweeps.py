@@ -317,3 +317,220 @@ def write_summary(out: str | Path, preset: Preset) -> pd.DataFrame:
             lines.append("")
     R.atomic_write_text(out / "summary.md", "\n".join(lines))
     return summary
+
+
+# ------------------------------------------------------------------------------------------ reading sweeps
+# The Compare page and notebook 05 read finished sweeps: find the folders, load one, and show compare_table's
+# numbers as text (percent, one decimal), as a sentence, and as bars with each seed as a dot.
+
+SUMMARY_COLUMNS = ("variant", "seed", "split", "family", "accuracy", "pass_at_k")
+MAX_SCANNED = 5000  # folders find_sweeps looks into at most (a runs root may be any folder)
+NAN = float("nan")
+METRIC_NAMES = {"accuracy": "greedy accuracy", "pass_at_k": "pass@k"}
+
+
+def is_sweep(folder: Path) -> bool:
+    """Whether ``folder`` holds a finished sweep: sweep.json and summary.parquet."""
+    return (folder / "sweep.json").is_file() and (folder / "summary.parquet").is_file()
+
+
+def find_sweeps(root: str | Path, depth: int = 2) -> list[Path]:
+    """Sweep folders (``is_sweep``) at ``root`` or at most ``depth`` levels below it, sorted by path.
+
+    A sweep's own run directories and hidden folders are not searched; unreadable folders are skipped."""
+    found: list[Path] = []
+    queue = [(Path(root).expanduser(), depth)]
+    scanned = 0
+    while queue and scanned < MAX_SCANNED:
+        folder, left = queue.pop(0)
+        scanned += 1
+        try:
+            if is_sweep(folder):
+                found.append(folder)
+                continue
+            if left > 0 and folder.is_dir():
+                queue += [(p, left - 1) for p in sorted(folder.iterdir())
+                          if not p.name.startswith(".") and p.is_dir()]
+        except OSError:
+            continue
+    return sorted(found)
+
+
+def _why(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0][:200]}" if lines else type(err).__name__
+
+
+def load_sweep(folder: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
+    """``(sweep.json, summary.parquet)`` of a sweep folder; a ``SweepError`` (one line) when either is missing or
+    unreadable, or the summary lacks a column ``compare_table`` needs."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise SweepError(f"sweep folder {str(folder)!r} does not exist; expected a folder written by "
+                         "`sgpo-lab compare --out`")
+    if not (folder / "sweep.json").is_file():
+        raise SweepError(f"{str(folder)!r} holds no sweep.json; expected a folder written by `sgpo-lab compare --out`")
+    try:
+        record = json.loads((folder / "sweep.json").read_text())
+    except (OSError, ValueError) as err:
+        raise SweepError(f"{folder / 'sweep.json'} cannot be read ({_why(err)})") from None
+    if not isinstance(record, dict):
+        raise SweepError(f"{folder / 'sweep.json'} holds a {type(record).__name__}; expected a JSON object")
+    if not (folder / "summary.parquet").is_file():
+        raise SweepError(f"{str(folder)!r} has no summary.parquet yet; the sweep writes it when its runs finish")
+    try:
+        summary = pd.read_parquet(folder / "summary.parquet")
+    except Exception as err:  # pyarrow raises its own error types for a damaged file
+        raise SweepError(f"{folder / 'summary.parquet'} cannot be read ({_why(err)})") from None
+    missing = [c for c in SUMMARY_COLUMNS if c not in summary.columns]
+    if missing:
+        raise SweepError(f"{folder / 'summary.parquet'} lacks the column(s) {', '.join(missing)}; expected a summary "
+                         "written by `sgpo-lab compare`")
+    wrong = [c for c in ("seed", "accuracy", "pass_at_k") if not pd.api.types.is_numeric_dtype(summary[c])]
+    if wrong:
+        raise SweepError(f"{folder / 'summary.parquet'}: column(s) {', '.join(wrong)} are not numbers")
+    summary = summary.assign(variant=summary["variant"].astype(str), split=summary["split"].astype(str),
+                             family=summary["family"].astype(str))
+    return record, summary
+
+
+def sweep_variants(record: dict[str, Any], summary: pd.DataFrame) -> list[str]:
+    """The trained variants of a summary (no ``@base`` rows): in the preset's order, then any others."""
+    present = list(dict.fromkeys(v for v in summary["variant"] if not v.endswith("@base")))
+    preset = PRESETS.get(record.get("preset")) if isinstance(record.get("preset"), str) else None
+    order = [v.name for v in preset.variants] if preset else []
+    return [v for v in order if v in present] + [v for v in present if v not in order]
+
+
+def sweep_reference(record: dict[str, Any], summary: pd.DataFrame) -> str | None:
+    """The variant the others are compared with: the preset's reference, else the first variant (None: no runs)."""
+    variants = sweep_variants(record, summary)
+    preset = PRESETS.get(record.get("preset")) if isinstance(record.get("preset"), str) else None
+    if preset and preset.reference in variants:
+        return preset.reference
+    return variants[0] if variants else None
+
+
+def sweep_compare(record: dict[str, Any], summary: pd.DataFrame, *, metric: str = "accuracy", split: str = "id",
+                  family: str = "all") -> tuple[str | None, pd.DataFrame]:
+    """``(reference, compare_table)`` of a loaded sweep, its rows in the preset's order of variants."""
+    reference = sweep_reference(record, summary)
+    table = compare_table(summary, reference or "", metric=metric, split=split, family=family)
+    if table.empty:
+        return reference, table
+    order = {v: i for i, v in enumerate(sweep_variants(record, summary))}
+    return reference, table.sort_values("variant", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+
+
+def _pm(value: float, half: float, *, signed: bool = False) -> str:
+    if value != value:
+        return "n/a"
+    points = round(100 * value, 1) + 0.0  # + 0.0: no "-0.0"
+    return f"{points:{'+' if signed else ''}.1f} ± {_pct(half)}"
+
+
+def _p_value(p: float) -> str:
+    return "n/a" if p != p else "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def format_compare(table: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """``compare_table``'s numbers as text: means and differences in percent (points) with one decimal, p with
+    three; "n/a" where a number is missing (one seed: no interval)."""
+    rows = []
+    for r in table.to_dict("records"):
+        own = r["variant"] == reference
+        rows.append({"variant": r["variant"], "seeds": int(r["seeds"]),
+                     "mean ± 95% CI, %": _pm(r["mean"], r["ci95"]),
+                     f"diff vs {reference} ± 95% CI, points": "reference" if own else
+                     _pm(r.get("diff_vs_ref", NAN), r.get("diff_ci95", NAN), signed=True),
+                     "p": "—" if own else _p_value(r.get("p", NAN)),
+                     "min. detectable diff, points": "—" if own else _pct(r.get("mdd", NAN))})
+    return pd.DataFrame(rows, columns=["variant", "seeds", "mean ± 95% CI, %",
+                                       f"diff vs {reference} ± 95% CI, points", "p", "min. detectable diff, points"])
+
+
+def read_compare(table: pd.DataFrame, reference: str) -> str:
+    """What the table says, in one line: which paired differences to ``reference`` have a 95% CI that excludes 0,
+    and, for the others, how small a true difference the seeds could have missed (their MDD)."""
+    if table.empty:
+        return "No finished runs in this sweep yet."
+    others = table[table["variant"] != reference]
+    if "diff_vs_ref" not in table.columns or others.empty or others["diff_vs_ref"].isna().all():
+        return f"No paired differences: {reference!r} has no runs on the same seeds as the others."
+    apart, within, no_ci = [], [], []
+    for r in others.to_dict("records"):
+        d, half = r["diff_vs_ref"], r["diff_ci95"]
+        if half != half:
+            no_ci.append(r["variant"])
+        elif abs(d) > half:
+            apart.append(f"{r['variant']} ({_pm(d, half, signed=True)} points)")
+        else:
+            within.append(r)
+    text = (f"Paired by seed against {reference}, the 95% CI of the difference excludes 0 for "
+            + (", ".join(apart) if apart else "no variant"))
+    if within:
+        mdd = sorted(100 * r["mdd"] for r in within)
+        span = f"{mdd[0]:.1f}" if f"{mdd[0]:.1f}" == f"{mdd[-1]:.1f}" else f"{mdd[0]:.1f} to {mdd[-1]:.1f}"
+        text += (f"; it includes 0 for {', '.join(r['variant'] for r in within)}, where a true difference below "
+                 f"{span} points (the MDD) would likely go unseen")
+    if no_ci:
+        text += f"; {', '.join(no_ci)}: no interval (fewer than two paired seeds)"
+    return text + "."
+
+
+def _k_of(summary: pd.DataFrame) -> str:
+    ks = pd.to_numeric(summary.get("k", pd.Series(dtype=float)), errors="coerce").dropna().unique()
+    return f"pass@{int(ks[0])}" if len(ks) == 1 else "pass@k"
+
+
+def compare_figure(summary: pd.DataFrame, table: pd.DataFrame, *, metric: str = "accuracy", split: str = "id",
+                   family: str = "all", title: str | None = None):
+    """Bars: each variant's mean with its 95% CI (``table``, from ``compare_table``); dots: its seeds; dashed: the
+    base model (the runs' step-0 evaluation, ``<variant>@base``), one line when every variant starts from it."""
+    import plotly.graph_objects as go
+
+    from sgpo_lab.viz.style import TEMPLATE, empty_figure, group_colors, rgba
+
+    label = _k_of(summary) if metric == "pass_at_k" else METRIC_NAMES.get(metric, metric)
+    if table.empty:
+        return empty_figure(f"No finished runs with a {label} on {split.upper()}")
+    part = summary[(summary["split"] == split) & (summary["family"] == family)]
+    names = table["variant"].tolist()
+    colors = group_colors(names)
+    fig = go.Figure()
+    for i, r in enumerate(table.to_dict("records")):
+        color, half = colors[r["variant"]], r["ci95"]
+        fig.add_bar(x=[i], y=[100 * r["mean"]], name=r["variant"], marker_color=rgba(color, 0.45),
+                    marker_line_color=color, marker_line_width=1.5, showlegend=False,
+                    error_y={"type": "data", "array": [100 * half if half == half else None], "color": color,
+                             "thickness": 2, "width": 10},
+                    hovertemplate=f"{r['variant']}: %{{y:.1f}}% ± {_pct(half)} ({r['seeds']} seeds)<extra></extra>")
+        seeds = part[part["variant"] == r["variant"]].sort_values("seed")
+        offsets = [0.0] if len(seeds) == 1 else [-0.25 + 0.5 * j / (len(seeds) - 1) for j in range(len(seeds))]
+        fig.add_scatter(x=[i + o for o in offsets], y=100 * seeds[metric], mode="markers", showlegend=False,
+                        marker={"color": color, "size": 7, "line": {"color": "white", "width": 1}},
+                        customdata=seeds["seed"], hovertemplate=f"{r['variant']} seed %{{customdata}}: "
+                                                                "%{y:.1f}%<extra></extra>")
+    _draw_base(fig, part, names, metric)
+    fig.update_layout(template=TEMPLATE, height=430, title=title, bargap=0.35,
+                      margin={"l": 60, "r": 20, "t": 50 if title else 20, "b": 60},
+                      xaxis={"tickvals": list(range(len(names))), "ticktext": names, "range": [-0.6, len(names) - 0.4]},
+                      yaxis={"title": f"{label}, {split.upper()}, %", "rangemode": "tozero"})
+    return fig
+
+
+def _draw_base(fig, part: pd.DataFrame, names: list[str], metric: str) -> None:
+    levels = [100 * part.loc[part["variant"] == f"{v}@base", metric].mean() for v in names]
+    known = [x for x in levels if x == x]
+    if not known:
+        return
+    style = {"dash": "dash", "color": "#7F7F7F", "width": 2}
+    if max(known) - min(known) < 1e-9:  # every run starts from the same base model
+        fig.add_hline(y=known[0], line=style, annotation_text=f"base model {known[0]:.1f}%",
+                      annotation_position="top right")
+        return
+    for i, y in enumerate(levels):
+        if y == y:
+            fig.add_shape(type="line", x0=i - 0.4, x1=i + 0.4, y0=y, y1=y, line=style)
+    fig.add_annotation(text="dashed: each variant's base model", x=1, y=1, xref="paper", yref="paper",
+                       showarrow=False, xanchor="right", yanchor="bottom")
