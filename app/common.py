@@ -904,11 +904,9 @@ def export_enabled() -> bool:
 
 
 def _export(fig, fmt: str) -> bytes:
-    import plotly.io as pio
+    from sgpo_lab.viz.style import image_bytes
 
-    if "BROWSER_PATH" not in os.environ and Path("/usr/bin/chromium").exists():
-        os.environ["BROWSER_PATH"] = "/usr/bin/chromium"  # kaleido drives Debian's Chromium: nothing downloaded
-    return pio.to_image(fig, format=fmt, width=fig.layout.width or 1100, height=fig.layout.height or 500, scale=2)
+    return image_bytes(fig, fmt)
 
 
 def show(fig, key: str, *, data: pd.DataFrame | None = None, name: str | None = None, themed: bool = False,

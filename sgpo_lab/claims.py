@@ -88,7 +88,31 @@ def claim_a(root: Path) -> dict:
              f"The paper (Qwen2.5-1.5B-Instruct, avg over four math benchmarks): SGPO {paper['sgpo']}, SFT "
              f"{paper['sft']}, SFT->GRPO {paper['sft_grpo']}, LUFFY {paper['luffy']}; at 7B SGPO "
              f"{PAPER['7B']['sgpo']} vs GRPO (w/o distillation) {PAPER['7B']['sgpo_no_distill']}."]
-    return {"verdict": _overall([c["verdict"] for c in comps]), "comparisons": comps, "lines": lines}
+    return {"verdict": _overall([c["verdict"] for c in comps]), "comparisons": comps, "lines": lines,
+            "figure": _bars(summary, ["sgpo", "sft", "grpo", "sft_grpo", "luffy"], "SGPO and the baselines")}
+
+
+def _bars(summary: pd.DataFrame, variants: list[str], title: str):
+    from plotly.subplots import make_subplots
+
+    from sgpo_lab.sweeps import compare_table
+    from sgpo_lab.viz.compare import sweep_figure
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("ID greedy accuracy (%)", "OOD greedy accuracy (%)"))
+    for col, split in enumerate(("id", "ood"), start=1):
+        table = compare_table(summary, variants[0], split=split)
+        table = table.set_index("variant").loc[[v for v in variants if v in set(table["variant"])]].reset_index()
+        part = sweep_figure(summary, table, split=split)
+        for trace in part.data:
+            fig.add_trace(trace, row=1, col=col)
+        for shape in part.layout.shapes:  # the base model's level
+            fig.add_shape(shape, row=1, col=col)
+        fig.update_xaxes(tickvals=part.layout.xaxis.tickvals, ticktext=part.layout.xaxis.ticktext, row=1, col=col)
+    fig.update_layout(template="plotly_white", title=f"{title}: mean ± 95% CI over seeds, dots are seeds, dashed "
+                      "line the base model", height=440, width=900, margin={"l": 50, "r": 10, "t": 80, "b": 110},
+                      font={"size": 12})
+    fig.update_xaxes(tickangle=-30)
+    return fig
 
 
 def _ablation(root: Path, other: str, paper_key: str, what: str) -> dict:
@@ -98,7 +122,8 @@ def _ablation(root: Path, other: str, paper_key: str, what: str) -> dict:
     comps = [_comparison(summary, "sgpo", other, split) for split in ("id", "ood")]
     lines = [*HEADER, *(_line(c) for c in comps), "",
              f"The paper (7B): SGPO {PAPER['7B']['sgpo']} vs {what} {PAPER['7B'][paper_key]}."]
-    return {"verdict": _overall([c["verdict"] for c in comps]), "comparisons": comps, "lines": lines}
+    return {"verdict": _overall([c["verdict"] for c in comps]), "comparisons": comps, "lines": lines,
+            "figure": _bars(summary, ["sgpo", other], f"SGPO vs {what}")}
 
 
 def claim_b(root: Path) -> dict:
@@ -143,7 +168,20 @@ def claim_d(root: Path) -> dict:
               f" The paper (7B): without all proximal constraints {PAPER['7B']['sgpo_no_constraints']} vs SGPO "
               f"{PAPER['7B']['sgpo']}, with abrupt entropy collapse."]
     return {"verdict": _overall([c["verdict"] for c in comps] + [entropy_verdict]), "comparisons": comps,
-            "entropy": ent.to_dict(), "lines": lines}
+            "entropy": ent.to_dict(), "lines": lines,
+            "figure": _curves(folder, ["sgpo", "sgpo_no_constraints", "sgpo_no_clip"], ["entropy", "grad_norm"],
+                              "Entropy and gradient norm in training (mean ± 95% CI over seeds)")}
+
+
+def _curves(folder: Path, variants: list[str], columns: list[str], title: str):
+    """Training metrics of a sweep's variants against step (the variant's name as the method)."""
+    from sgpo_lab.viz.curves import metrics_figure
+
+    frames = [R.collect_metrics(_run_dirs(folder, v)).assign(method=v) for v in variants if _run_dirs(folder, v)]
+    fig = metrics_figure(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), columns,
+                         methods=[v for v in variants if _run_dirs(folder, v)], title=title)
+    fig.update_layout(width=900, font={"size": 12})
+    return fig
 
 
 def _sgpo_runs(root: Path) -> list[Path]:
@@ -156,11 +194,12 @@ def _sgpo_runs(root: Path) -> list[Path]:
 
 def claim_e(root: Path) -> dict:
     runs = _sgpo_runs(root)
-    corr = {}
+    corr, pooled = {}, []
     for run in runs:
         inst = R.load_instances(run)
         if inst.empty:
             continue
+        pooled.append(inst)
         w, pa = pd.to_numeric(inst["weight"], errors="coerce"), pd.to_numeric(inst["p_auto"], errors="coerce")
         ok = w.notna() & pa.notna()
         if ok.sum() > 2 and w[ok].std() > 0 and pa[ok].std() > 0:
@@ -174,7 +213,13 @@ def claim_e(root: Path) -> dict:
              f"{cmp.mean_a:+.2f} ± {_fmt(cmp.half_width, 1)} over {cmp.n} seeds ({v}).",
              "The lab's weight is min(alpha_max, alpha0 * max(0, p_g - p_a) / (p_a + gamma)) (its inferred formula), "
              "so a falling weight is by design; the measurement checks it acts on the problems training meets."]
-    return {"verdict": v, "correlation": cmp.to_dict(), "lines": lines}
+    from sgpo_lab.viz.weights import weight_vs_pass_figure
+
+    fig = weight_vs_pass_figure(pd.concat(pooled, ignore_index=True), R.read_config(runs[0]),
+                                title=f"Weight against autonomous pass rate, every (step, problem) of {len(pooled)} "
+                                      "sgpo runs")
+    fig.update_layout(width=900, height=460, font={"size": 12})
+    return {"verdict": v, "correlation": cmp.to_dict(), "lines": lines, "figure": fig}
 
 
 def claim_f(root: Path) -> dict:
@@ -204,7 +249,15 @@ def claim_f(root: Path) -> dict:
              f"Tokens most often in the top 10%: {common}.",
              "Verdict rule (the lab's): reproduced when the lower end of the interval is above 50%, not reproduced "
              "when the upper end is below 20%."]
-    return {"verdict": v, "share": {"mean": mean, "half_width": half, "n": n}, "tokens": tokens, "lines": lines}
+    import plotly.graph_objects as go
+
+    top = sorted(tokens.items(), key=lambda kv: -kv[1])[:15]
+    fig = go.Figure(go.Bar(x=[repr(t) for t, _ in top], y=[c for _, c in top], marker_color="#D55E00"))
+    fig.update_layout(template="plotly_white", width=900, height=380, font={"size": 12},
+                      title=f"Tokens in the top 10% by KL at the first probe step (top-10% share {_fmt(mean)}% of the "
+                            f"KL), counted over {n} seeds", yaxis_title="probe tokens", xaxis_title="token")
+    return {"verdict": v, "share": {"mean": mean, "half_width": half, "n": n}, "tokens": tokens, "lines": lines,
+            "figure": fig}
 
 
 def claim_g(root: Path) -> dict:
@@ -224,7 +277,83 @@ def claim_g(root: Path) -> dict:
     v = verdict(cmp)
     lines += ["", f"Gain of medium minus gain of tiny: {100 * cmp.diff:+.1f} ± {_fmt(cmp.half_width)} points ({v}). "
               "The paper: +6.7 at 1.5B, +9.9 at 7B over the base model."]
-    return {"verdict": v, "gains": {k: dict(v_) for k, v_ in gains.items()}, "lines": lines}
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for size, values in gains.items():
+        g, gh, _ = mean_ci(list(values.values()))
+        fig.add_trace(go.Bar(x=[size], y=[100 * g], error_y={"type": "data", "array": [100 * gh if gh == gh else 0]},
+                             marker_color="#D55E00", showlegend=False))
+    fig.update_layout(template="plotly_white", width=700, height=380, font={"size": 12},
+                      title="SGPO's gain over the base model by model size (mean ± 95% CI over seeds)",
+                      yaxis_title="ID greedy gain (points)")
+    return {"verdict": v, "gains": {k: dict(v_) for k, v_ in gains.items()}, "lines": lines, "figure": fig}
+
+
+CLIPS = ("hard", "scale", "none", "pointwise")
+
+
+def question_clip(root: Path) -> dict:
+    """Which KL-clip reading (and which teacher) the lab recommends, from the constraints sweep."""
+    summary, _ = _load(root, "constraints")
+    if summary is None:
+        return _missing("constraints")
+    reference = "sgpo-hard-live"
+    variants = [f"sgpo-{clip}-{teacher}" for teacher in ("live", "frozen") for clip in CLIPS]
+    variants = [v for v in variants if _seed_values(summary, v, "id")]
+    comps = [_comparison(summary, v, reference, split) for v in variants if v != reference for split in ("id", "ood")]
+    lines = [*HEADER, *(_line(c) for c in comps), ""]
+    means = {v: mean_ci(list(_seed_values(summary, v, "id").values()))[0] for v in variants}
+    best = max(means, key=lambda v: means[v])
+    better = [c for c in comps if c["split"] == "id" and c["verdict"] == "reproduced"]
+    worse = [c["a"] for c in comps if c["split"] == "id" and c["verdict"] == "not reproduced"]
+    if best != reference and any(c["a"] == best for c in better):
+        c = next(c for c in better if c["a"] == best)
+        clip, teacher = best.split("-")[1:]
+        answer = f"kl_clip={clip}, teacher={teacher}"
+        lines.append(f"**The lab recommends `kl_clip={clip}` with a {teacher} teacher**: ID greedy "
+                     f"{_fmt(c['mean_a'])} vs {_fmt(c['mean_ref'])} for the default (hard clip, live teacher), a "
+                     f"difference of {100 * c['diff']:+.1f} ± {_fmt(c['half_width'])} points over {c['n']} seeds "
+                     f"(p = {c['p']:.3f}).")
+    else:
+        answer = "kl_clip=hard, teacher=live (no reading is better beyond the noise)"
+        lines.append(f"**No reading beats the default (hard clip, live teacher) beyond the seed noise**: the highest "
+                     f"mean is `{best}` ({_fmt(means[best])} vs {_fmt(means.get(reference, math.nan))}); the lab keeps "
+                     "`kl_clip=hard` with the live teacher, the paper's setup as the lab reads it.")
+    if worse:
+        lines.append(f"Worse than the default beyond the noise (ID): {', '.join(f'`{w}`' for w in worse)}.")
+    lines.append("`hard` is min(KL_t, delta) per token (no gradient where KL_t > delta), `scale` rescales a token's "
+                 "KL to delta (gradient kept, shrunk), `none` leaves it, `pointwise` clips each vocabulary entry's "
+                 "q_v log(q_v / p_v) at ±delta. The paper's exact operator is not known.")
+    return {"verdict": answer, "comparisons": comps, "lines": lines,
+            "figure": _bars(summary, variants, "KL clip readings with live and frozen teachers")}
+
+
+def question_teacher(root: Path) -> dict:
+    """Live teacher (the paper: the current policy with the card) vs a frozen copy of the starting model."""
+    summary, folder = _load(root, "teacher")
+    live, frozen = "sgpo-live", "sgpo-frozen"
+    if summary is None:  # the constraints sweep holds the same two runs per seed
+        summary, folder = _load(root, "constraints")
+        live, frozen = "sgpo-hard-live", "sgpo-hard-frozen"
+        if summary is None:
+            return _missing("teacher")
+    comps = [_comparison(summary, frozen, live, split) for split in ("id", "ood")]
+    verdicts = [c["verdict"] for c in comps]
+    answer = ("frozen is better" if verdicts[0] == "reproduced" else
+              "live is better" if verdicts[0] == "not reproduced" else "no difference beyond the noise")
+    lines = [*HEADER, *(_line(c) for c in comps), "",
+             f"From `{folder.name}/`. The frozen teacher is a lab extension (the paper's teacher is the live policy "
+             "with the card); the figure shows the guided pass rate, which drifts with a live teacher."]
+    return {"verdict": answer, "comparisons": comps, "lines": lines,
+            "figure": _curves(folder, [live, frozen], ["p_guided", "p_auto"],
+                              "Guided and autonomous pass rates in training (mean ± 95% CI over seeds)")}
+
+
+QUESTIONS: dict[str, tuple[str, Callable[[Path], dict]]] = {
+    "clip": ("Which KL clip reading, and which teacher?", question_clip),
+    "teacher": ("Live or frozen teacher?", question_teacher),
+}
 
 
 CLAIMS: dict[str, tuple[str, Callable[[Path], dict]]] = {
@@ -238,22 +367,48 @@ CLAIMS: dict[str, tuple[str, Callable[[Path], dict]]] = {
 }
 
 
+def _write_figures(results: dict, out: Path) -> dict[str, str]:
+    """Each claim's figure as figures/<key>.png (static, through kaleido) or, where that cannot run, as
+    interactive HTML; returns the Markdown that shows or links each one."""
+    from sgpo_lab.viz.style import image_bytes
+
+    folder = out / "figures"
+    folder.mkdir(exist_ok=True)
+    shown = {}
+    for key, r in results.items():
+        fig = r.get("figure")
+        if fig is None:
+            continue
+        try:
+            (folder / f"{key}.png").write_bytes(image_bytes(fig, "png", scale=1))
+            shown[key] = f"![({key})](figures/{key}.png)"
+        except Exception as err:  # kaleido missing or no Chromium: keep the figure, interactive
+            fig.write_html(folder / f"{key}.html", include_plotlyjs="cdn")
+            shown[key] = f"[figure ({key}), interactive](figures/{key}.html) (no PNG: {type(err).__name__})"
+    return shown
+
+
 def write_claims(root: str | Path, out: str | Path = "reports") -> dict:
     """Measure every claim from the sweeps under ``root``; write claims.md and claims.json under ``out``."""
     root, out = Path(root), Path(out)
     if not root.is_dir():
         raise ValueError(f"sweeps folder {str(root)!r} does not exist; expected a folder of 'sgpo-lab compare' "
                          "outputs (main/, ablations/, ...)")
-    results = {key: {"title": title, **fn(root)} for key, (title, fn) in CLAIMS.items()}
+    results = {key: {"title": title, **fn(root)} for key, (title, fn) in {**CLAIMS, **QUESTIONS}.items()}
     out.mkdir(parents=True, exist_ok=True)
+    figures = _write_figures(results, out)
     md = ["# The paper's claims, measured in the Strategy World", "",
           f"From the sweeps under `{root}` (`sgpo-lab claims --from {root}`). Accuracy is greedy, unguided, over "
           "the full ID and OOD splits; intervals are 95% t intervals over seeds, comparisons paired by seed.", "",
           "| claim | verdict |", "| --- | --- |",
-          *(f"| ({k}) {r['title']} | {r['verdict']} |" for k, r in results.items()), ""]
+          *(f"| ({k}) {results[k]['title']} | {results[k]['verdict']} |" for k in CLAIMS), "",
+          "And two questions of the lab's own reading (not claims of the paper):", "",
+          "| question | answer |", "| --- | --- |",
+          *(f"| {results[k]['title']} | {results[k]['verdict']} |" for k in QUESTIONS), ""]
     for key, r in results.items():
-        md += [f"## ({key}) {r['title']}: {r['verdict']}", "", *r["lines"], ""]
+        head = f"({key}) {r['title']}" if key in CLAIMS else r["title"]
+        md += [f"## {head}: {r['verdict']}", "", *([figures[key], ""] if key in figures else []), *r["lines"], ""]
     R.atomic_write_text(out / "claims.md", "\n".join(md))
-    body = {k: {kk: vv for kk, vv in r.items() if kk != "lines"} for k, r in results.items()}
+    body = {k: {kk: vv for kk, vv in r.items() if kk not in ("lines", "figure")} for k, r in results.items()}
     R.atomic_write_text(out / "claims.json", json.dumps(body, indent=2, default=float))
     return results

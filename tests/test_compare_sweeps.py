@@ -1,5 +1,5 @@
 """Reading finished sweeps (``sgpo_lab.sweeps``: find_sweeps, load_sweep, sweep_compare, format_compare, read_compare,
-compare_figure) and the Compare page's Sweeps tab, on synthetic sweeps and on the shipped ``sweeps/main``."""
+sgpo_lab.viz.sweep_figure) and the Compare page's Sweeps tab, on synthetic sweeps and on the shipped ``sweeps/main``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from sgpo_lab import sweeps as S
+from sgpo_lab.viz import sweep_figure
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app" / "main.py")
@@ -77,7 +78,7 @@ def test_load_sweep_compare_and_format(tmp_path):
     text = S.read_compare(table, reference)
     assert "excludes 0 for sgpo (+" in text and "\n" not in text
 
-    fig = S.compare_figure(summary, table)
+    fig = sweep_figure(summary, table)
     bars = [t for t in fig.data if t.type == "bar"]
     dots = [t for t in fig.data if t.type == "scatter"]
     assert [b.y[0] for b in bars] == pytest.approx([32.0, 42.0]) and [len(d.y) for d in dots] == [3, 3]

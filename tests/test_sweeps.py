@@ -135,6 +135,37 @@ def test_claims_verdicts_follow_the_intervals(tmp_path):
     assert "| (a) SGPO beats SFT, GRPO, SFT->GRPO and LUFFY (ID and OOD) | reproduced |" in text
     assert "sgpo-lab compare --preset scaling" in text
     assert json.loads((tmp_path / "reports" / "claims.json").read_text())["b"]["verdict"] == "not reproduced"
+    # every measured claim has its figure beside the report (a PNG, or interactive HTML where kaleido cannot run)
+    for key in ("a", "b", "c"):
+        shown = list((tmp_path / "reports" / "figures").glob(f"{key}.*"))
+        assert shown and f"figures/{shown[0].name}" in text
+    assert not list((tmp_path / "reports" / "figures").glob("g.*"))
+
+
+def test_clip_and_teacher_questions_follow_the_intervals(tmp_path):
+    from sgpo_lab.claims import write_claims
+
+    sweeps = tmp_path / "sweeps"
+    base = [0.40, 0.42, 0.45, 0.41, 0.43]
+    accs = {f"sgpo-{clip}-{teacher}": base for clip in ("hard", "scale", "none", "pointwise")
+            for teacher in ("live", "frozen")}
+    accs["sgpo-scale-frozen"] = [a + 0.10 + 0.01 * i for i, a in enumerate(base)]  # clearly best
+    accs["sgpo-none-live"] = [a - 0.20 for a in base]  # clearly worse
+    _synthetic(sweeps, accs, "constraints")
+    results = write_claims(sweeps, tmp_path / "reports")
+    assert results["clip"]["verdict"] == "kl_clip=scale, teacher=frozen"
+    text = (tmp_path / "reports" / "claims.md").read_text()
+    assert "**The lab recommends `kl_clip=scale` with a frozen teacher**" in text
+    assert "Worse than the default beyond the noise (ID): `sgpo-none-live`." in text
+    # with no teacher sweep, the teacher question reads the constraints sweep's hard-clip pair (equal here)
+    assert results["teacher"]["verdict"] == "no difference beyond the noise"
+
+    accs["sgpo-scale-frozen"] = [a + 0.01 * (-1) ** i for i, a in enumerate(base)]  # within the noise
+    (sweeps / "constraints" / "summary.parquet").unlink()
+    (sweeps / "constraints").rmdir()
+    _synthetic(sweeps, accs, "constraints")
+    again = write_claims(sweeps, tmp_path / "reports")
+    assert again["clip"]["verdict"].startswith("kl_clip=hard, teacher=live")
 
 
 def test_readme_main_sweep_figures_match_the_shipped_summary():

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from sgpo_lab import sweeps as S
-from sgpo_lab.viz import PAPER_SOURCE, comparison_figure, comparison_table
+from sgpo_lab.viz import PAPER_SOURCE, comparison_figure, comparison_table, sweep_figure
 
 SHOWN = ["paper", "method", "seeds", "lab", "lab_gain", "paper_1.5B", "paper_1.5B_gain", "paper_7B", "paper_7B_gain"]
 
@@ -181,7 +181,7 @@ def show_sweep(choice: str, record: dict, summary: pd.DataFrame, split: str, met
     name = f"sweep-{Path(choice).name}-{split}-{metric}"
     common.download_table(table, "sw", name)
     st.caption(f"{split.upper()}, {METRICS[metric]}, average of families. " + S.read_compare(table, reference))
-    fig = S.compare_figure(summary, table, metric=metric, split=split)
+    fig = sweep_figure(summary, table, metric=metric, split=split)
     common.show(fig, "sw_fig", data=table, name=name)
     st.caption("Bars: mean over seeds with its 95% t interval; dots: the seeds; dashed: the base model (step 0).")
 

@@ -30,6 +30,7 @@ from sgpo_lab.viz.compare import (
     comparison_table,
     final_results,
     paper_table,
+    sweep_figure,
 )
 from sgpo_lab.viz.curves import DEFAULT_TRAINING_METRICS, accuracy_figure, aggregate, metrics_figure
 from sgpo_lab.viz.stats import ema, ema_by, mean_ci, t_quantile
@@ -59,6 +60,7 @@ __all__ = [
     "metrics_figure",
     "paper_table",
     "probe_summary",
+    "sweep_figure",
     "t_quantile",
     "token_layout",
     "token_shift_figure",

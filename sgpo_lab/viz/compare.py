@@ -18,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from sgpo_lab.viz.stats import mean_ci
-from sgpo_lab.viz.style import TEMPLATE, empty_figure, method_color
+from sgpo_lab.viz.style import TEMPLATE, empty_figure, group_colors, method_color, rgba
 
 PAPER_SOURCE = ("Shi et al., Beyond Trajectory Imitation: Strategy-Guided Policy Optimization, arXiv 2606.24064: "
                 "accuracy (%) averaged over MATH500, AMC23, OlympiadBench, AIME24")
@@ -158,3 +158,62 @@ def comparison_figure(table: pd.DataFrame, *, title: str | None = None) -> go.Fi
                       margin={"l": 60, "r": 10, "t": 40, "b": 140}, yaxis_title="gain over base (points)",
                       legend={"orientation": "h", "y": 1.1}, xaxis={"tickangle": -35})
     return fig
+
+
+
+def _k_of(summary: pd.DataFrame) -> str:
+    ks = pd.to_numeric(summary.get("k", pd.Series(dtype=float)), errors="coerce").dropna().unique()
+    return f"pass@{int(ks[0])}" if len(ks) == 1 else "pass@k"
+
+
+def sweep_figure(summary: pd.DataFrame, table: pd.DataFrame, *, metric: str = "accuracy", split: str = "id",
+                   family: str = "all", title: str | None = None):
+    """Bars: each variant's mean with its 95% CI (``table``, from ``compare_table``); dots: its seeds; dashed: the
+    base model (the runs' step-0 evaluation, ``<variant>@base``), one line when every variant starts from it.
+
+    ``summary`` is a sweep's ``summary.parquet`` (``sgpo_lab.sweeps.summarize``); ``table`` its
+    ``sgpo_lab.sweeps.compare_table`` rows, in the order to draw."""
+    label = _k_of(summary) if metric == "pass_at_k" else "greedy accuracy" if metric == "accuracy" else metric
+    if table.empty:
+        return empty_figure(f"No finished runs with a {label} on {split.upper()}")
+    part = summary[(summary["split"] == split) & (summary["family"] == family)]
+    names = table["variant"].tolist()
+    colors = group_colors(names)
+    fig = go.Figure()
+    for i, r in enumerate(table.to_dict("records")):
+        color, half = colors[r["variant"]], r["ci95"]
+        pm = "n/a" if half != half else f"{100 * half:.1f}"
+        fig.add_bar(x=[i], y=[100 * r["mean"]], name=r["variant"], marker_color=rgba(color, 0.45),
+                    marker_line_color=color, marker_line_width=1.5, showlegend=False,
+                    error_y={"type": "data", "array": [100 * half if half == half else None], "color": color,
+                             "thickness": 2, "width": 10},
+                    hovertemplate=f"{r['variant']}: %{{y:.1f}}% ± {pm} ({r['seeds']} seeds)<extra></extra>")
+        seeds = part[part["variant"] == r["variant"]].sort_values("seed")
+        offsets = [0.0] if len(seeds) == 1 else [-0.25 + 0.5 * j / (len(seeds) - 1) for j in range(len(seeds))]
+        fig.add_scatter(x=[i + o for o in offsets], y=100 * seeds[metric], mode="markers", showlegend=False,
+                        marker={"color": color, "size": 7, "line": {"color": "white", "width": 1}},
+                        customdata=seeds["seed"], hovertemplate=f"{r['variant']} seed %{{customdata}}: "
+                                                                "%{y:.1f}%<extra></extra>")
+    _draw_base(fig, part, names, metric)
+    fig.update_layout(template=TEMPLATE, height=430, title=title, bargap=0.35,
+                      margin={"l": 60, "r": 20, "t": 50 if title else 20, "b": 60},
+                      xaxis={"tickvals": list(range(len(names))), "ticktext": names, "range": [-0.6, len(names) - 0.4]},
+                      yaxis={"title": f"{label}, {split.upper()}, %", "rangemode": "tozero"})
+    return fig
+
+
+def _draw_base(fig, part: pd.DataFrame, names: list[str], metric: str) -> None:
+    levels = [100 * part.loc[part["variant"] == f"{v}@base", metric].mean() for v in names]
+    known = [x for x in levels if x == x]
+    if not known:
+        return
+    style = {"dash": "dash", "color": "#7F7F7F", "width": 2}
+    if max(known) - min(known) < 1e-9:  # every run starts from the same base model
+        fig.add_hline(y=known[0], line=style, annotation_text=f"base model {known[0]:.1f}%",
+                      annotation_position="top right")
+        return
+    for i, y in enumerate(levels):
+        if y == y:
+            fig.add_shape(type="line", x0=i - 0.4, x1=i + 0.4, y0=y, y1=y, line=style)
+    fig.add_annotation(text="dashed: each variant's base model", x=1, y=1, xref="paper", yref="paper",
+                       showarrow=False, xanchor="right", yanchor="bottom")

@@ -127,3 +127,37 @@ def apply_look(fig, *, dark: bool = False, big: bool = False):
     if dark:
         fig.update_traces(selector={"type": "scatter", "name": "mean over probes"}, line_color=DARK_FONT)
     return fig
+
+
+def image_bytes(fig, fmt: str = "png", *, width: int | None = None, height: int | None = None,
+                scale: float = 2, timeout: float = 90) -> bytes:
+    """The figure as PNG or SVG bytes, drawn by kaleido (an optional package) in a local Chromium.
+
+    Debian's ``/usr/bin/chromium`` is used when no ``BROWSER_PATH`` is set, so nothing is downloaded. The
+    drawing runs in a daemon thread and gives up after ``timeout`` seconds (TimeoutError), so a browser that
+    never answers cannot hang the caller."""
+    import os
+    import threading
+    from pathlib import Path
+
+    import plotly.io as pio
+
+    if "BROWSER_PATH" not in os.environ and Path("/usr/bin/chromium").exists():
+        os.environ["BROWSER_PATH"] = "/usr/bin/chromium"
+    result: dict = {}
+
+    def draw() -> None:
+        try:
+            result["bytes"] = pio.to_image(fig, format=fmt, width=width or fig.layout.width or 1100,
+                                           height=height or fig.layout.height or 500, scale=scale)
+        except Exception as err:
+            result["error"] = err
+
+    worker = threading.Thread(target=draw, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if "error" in result:
+        raise result["error"]
+    if "bytes" not in result:
+        raise TimeoutError(f"the {fmt.upper()} export did not finish within {timeout:.0f} s")
+    return result["bytes"]
