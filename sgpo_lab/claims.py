@@ -268,15 +268,26 @@ def claim_g(root: Path) -> dict:
     for size in ("tiny", "small", "medium"):
         after = _seed_values(summary, f"{size}-sgpo", "id")
         base = _seed_values(summary, f"{size}-sgpo@base", "id")
+        if not after:
+            lines.append(f"| {size} | not run | not run | not run |")
+            continue
         gains[size] = {s: after[s] - base[s] for s in after if s in base}
         g, gh, _ = mean_ci(list(gains[size].values()))
         b, _, _ = mean_ci(list(base.values()))
         a, _, _ = mean_ci(list(after.values()))
         lines.append(f"| {size} | {_fmt(b)} | {_fmt(a)} | {_fmt(g)} ± {_fmt(gh)} |")
-    cmp = paired(gains.get("medium", {}), gains.get("tiny", {}))
+    if len(gains) < 2:
+        return {**_missing("scaling"), "lines": [*lines, "", "Fewer than two sizes measured: run `sgpo-lab compare "
+                                                                "--preset scaling --out <folder>/scaling`."]}
+    small_, large = next(iter(gains)), list(gains)[-1]
+    cmp = paired(gains[large], gains[small_])
     v = verdict(cmp)
-    lines += ["", f"Gain of medium minus gain of tiny: {100 * cmp.diff:+.1f} ± {_fmt(cmp.half_width)} points ({v}). "
-              "The paper: +6.7 at 1.5B, +9.9 at 7B over the base model."]
+    lines += ["", f"Gain of {large} minus gain of {small_}: {100 * cmp.diff:+.1f} ± {_fmt(cmp.half_width)} points "
+              f"({v}). The paper: +6.7 at 1.5B, +9.9 at 7B over the base model."]
+    if "medium" not in gains:
+        lines.append("`medium` is not in this sweep: the shipped `medium` trails `small` before RL, and a scaling "
+                     "claim needs the larger model to start stronger (a longer pretraining recipe first).")
+
     import plotly.graph_objects as go
 
     fig = go.Figure()

@@ -231,13 +231,16 @@ def compare(
     keep_checkpoints: bool = typer.Option(False, help="keep each finished run's checkpoints (large)"),
     reuse: list[Path] = typer.Option([], help="a folder of finished runs (another sweep): a run trained with "
                                               "exactly the same config there is copied instead of retrained"),
+    variants: str | None = typer.Option(None, help="only these variants of the preset, comma-separated "
+                                                   "(e.g. tiny-sgpo,small-sgpo); the rest can follow later"),
 ) -> None:
     """Run methods x seeds as a resumable pool and write summary.parquet and summary.md (rerun to continue)."""
     from sgpo_lab.config import parse_field_values
     from sgpo_lab.sweeps import run_sweep
 
     summary = run_sweep(preset, out, seeds=seeds, jobs=jobs, overrides=parse_field_values(set_),
-                        keep_checkpoints=keep_checkpoints, reuse=reuse)
+                        keep_checkpoints=keep_checkpoints, reuse=reuse,
+                        variants=[v.strip() for v in variants.split(",") if v.strip()] if variants else None)
     typer.echo((out / "summary.md").read_text())
     variants = summary["variant"][~summary["variant"].str.endswith("@base")].nunique() if not summary.empty else 0
     typer.echo(f"{variants} variants; summary in {out / 'summary.md'} and summary.parquet")

@@ -109,17 +109,23 @@ class Job:
         return cmd
 
 
-def plan(preset: str, seeds: int | None = None, *, overrides: dict[str, Any] | None = None
-         ) -> tuple[Preset, list[Job], dict[str, Any]]:
-    """The preset, its (variant, seed) jobs, and the fields every run gets."""
+def plan(preset: str, seeds: int | None = None, *, overrides: dict[str, Any] | None = None,
+         variants: list[str] | None = None) -> tuple[Preset, list[Job], dict[str, Any]]:
+    """The preset, its (variant, seed) jobs, and the fields every run gets; ``variants``: only these arms."""
     if preset not in PRESETS:
         raise SweepError(f"unknown preset {preset!r}; expected one of: {', '.join(PRESETS)}")
     p = PRESETS[preset]
     n = p.seeds if seeds is None else seeds
     if not 1 <= n <= MAX_SEEDS:
         raise SweepError(f"--seeds must be from 1 to {MAX_SEEDS}, got {n}")
-    counts = {v.name: n if seeds is not None or v.seeds is None else v.seeds for v in p.variants}
-    jobs = [Job(f"{v.name}-s{s}", v, s) for s in range(max(counts.values())) for v in p.variants
+    names = [v.name for v in p.variants]
+    unknown = [v for v in variants or [] if v not in names]
+    if unknown:
+        raise SweepError(f"unknown variant(s) {', '.join(map(repr, unknown))} of preset {preset!r}; expected some "
+                         f"of: {', '.join(names)}")
+    chosen = [v for v in p.variants if not variants or v.name in variants]
+    counts = {v.name: n if seeds is not None or v.seeds is None else v.seeds for v in chosen}
+    jobs = [Job(f"{v.name}-s{s}", v, s) for s in range(max(counts.values())) for v in chosen
             if s < counts[v.name]]  # seed-major: an interrupted sweep has every variant at similar counts
     return p, jobs, {**p.common, **(overrides or {})}
 
@@ -155,11 +161,12 @@ def find_reusable(job: Job, common: dict[str, Any], sources: list[Path]) -> Path
 
 def run_sweep(preset: str, out: str | Path, *, seeds: int | None = None, jobs: int = 2,
               overrides: dict[str, Any] | None = None, keep_checkpoints: bool = False, progress: bool = True,
-              reuse: list[str | Path] | None = None) -> pd.DataFrame:
+              reuse: list[str | Path] | None = None, variants: list[str] | None = None) -> pd.DataFrame:
     """Run (or continue) a sweep into ``out``; returns its summary frame (also written beside the runs).
 
-    ``reuse``: folders of finished runs (other sweeps); a job whose exact run is there is copied, not retrained."""
-    p, todo, common = plan(preset, seeds, overrides=overrides)
+    ``reuse``: folders of finished runs (other sweeps); a job whose exact run is there is copied, not retrained.
+    ``variants``: run only these arms of the preset (the others can follow later into the same folder)."""
+    p, todo, common = plan(preset, seeds, overrides=overrides, variants=variants)
     if not 1 <= jobs <= MAX_JOBS:
         raise SweepError(f"--jobs must be from 1 to {MAX_JOBS}, got {jobs}")
     out = Path(out)

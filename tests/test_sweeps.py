@@ -58,6 +58,10 @@ def test_bad_sweep_requests_are_one_line_errors(tmp_path):
     counts = pd.Series([j.variant.name for j in plan("ablations")[1]]).value_counts()
     assert counts["sgpo_nll"] == counts["sgpo_rkl"] == counts["sgpo"] == 10 and counts["sgpo_const_w"] == 5
     assert set(pd.Series([j.variant.name for j in plan("ablations", 3)[1]]).value_counts()) == {3}
+    assert [j.name for j in plan("scaling", 1, variants=["tiny-sgpo", "small-sgpo"])[1]] == ["tiny-sgpo-s0",
+                                                                                             "small-sgpo-s0"]
+    with pytest.raises(SweepError, match="unknown variant\\(s\\) 'huge-sgpo' of preset 'scaling'"):
+        plan("scaling", variants=["huge-sgpo"])
 
 
 def test_quick_sweep_writes_a_summary_and_resumes(tmp_path):
