@@ -186,3 +186,16 @@ def test_readme_main_sweep_figures_match_the_shipped_summary():
         assert cell in readme, cell
         if r["variant"] != "sgpo":
             assert f"+{-100 * r['diff_vs_ref']:.1f} ± {100 * r['diff_ci95']:.1f}" in readme, r["variant"]
+
+
+def test_scaling_claim_compares_the_sizes_measured(tmp_path):
+    from sgpo_lab.claims import write_claims
+
+    sweeps = tmp_path / "sweeps"
+    _synthetic(sweeps, {"tiny-sgpo": [0.20, 0.22, 0.21], "tiny-sgpo@base": [0.15, 0.15, 0.15],
+                        "small-sgpo": [0.45, 0.47, 0.46], "small-sgpo@base": [0.11, 0.11, 0.11]}, "scaling")
+    result = write_claims(sweeps, tmp_path / "reports")["g"]
+    assert result["verdict"] == "reproduced"  # gains 6 vs 35 points
+    assert set(result["gains"]) == {"tiny", "small"}
+    text = (tmp_path / "reports" / "claims.md").read_text()
+    assert "| medium | not run | not run | not run |" in text and "Gain of small minus gain of tiny" in text
