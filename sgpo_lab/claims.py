@@ -39,6 +39,10 @@ def _fmt(x: float, scale: float = 100) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{scale * x:.1f}"
 
 
+def _num(x: float, digits: int = 3) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
 def _comparison(summary: pd.DataFrame, a: str, b: str, split: str, expect: str = "higher") -> dict:
     cmp = paired(_seed_values(summary, a, split), _seed_values(summary, b, split))
     return {"a": a, "b": b, "split": split, **cmp.to_dict(), "verdict": verdict(cmp, expect=expect)}
@@ -162,8 +166,8 @@ def claim_d(root: Path) -> dict:
     for variant, (finals, minima) in rows.items():
         f, fh, n = mean_ci(list(finals.values()))
         lo, loh, _ = mean_ci(list(minima.values()))
-        lines.append(f"| {variant} ({n} seeds) | {_fmt(f, 1)} ± {_fmt(fh, 1)} | {_fmt(lo, 1)} ± {_fmt(loh, 1)} |")
-    lines += ["", f"Entropy, no constraints minus SGPO: {ent.diff:+.3f} ± {_fmt(ent.half_width, 1)} nats "
+        lines.append(f"| {variant} ({n} seeds) | {_num(f)} ± {_num(fh)} | {_num(lo)} ± {_num(loh)} |")
+    lines += ["", f"Entropy, no constraints minus SGPO: {ent.diff:+.3f} ± {_num(ent.half_width)} nats "
               f"({entropy_verdict} for 'collapses')."
               f" The paper (7B): without all proximal constraints {PAPER['7B']['sgpo_no_constraints']} vs SGPO "
               f"{PAPER['7B']['sgpo']}, with abrupt entropy collapse."]
