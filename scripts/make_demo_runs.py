@@ -21,9 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
-
-from sgpo_lab.runs import atomic_write_parquet
+from sgpo_lab import runs as R
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "demo_runs"
@@ -52,20 +50,10 @@ def launch(name: str, method: str, seed: int) -> subprocess.Popen:
                                 env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def merge_parts(folder: Path) -> None:
-    """One Parquet file per table instead of one per step (a tenth of the bytes); the readers take either."""
-    parts = sorted(folder.glob("part-*.parquet"))
-    if len(parts) > 1:
-        merged = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
-        for part in parts:
-            part.unlink()
-        atomic_write_parquet(parts[-1], merged)
-
-
 def tidy(name: str, method: str, seed: int, seconds: float, jobs: int) -> dict:
     run = OUT / name
     for table in ("instances", "token_shifts"):
-        merge_parts(run / table)
+        R.merge_parts(run / table)
     checkpoints = sorted((run / "checkpoints").glob("step-*"))
     for ckpt in checkpoints:
         (ckpt / "optimizer.safetensors").unlink(missing_ok=True)

@@ -214,6 +214,27 @@ def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
     os.replace(tmp, path)
 
 
+PART_TABLES = ("instances", "token_shifts", "eval_problems", "rollouts")
+
+
+def merge_parts(folder: Path) -> None:
+    """One Parquet file per table instead of one per step (a tenth of the bytes); the readers take either.
+
+    The merged file takes the last part's name, so a writer that resumes later adds parts after it."""
+    parts = sorted(folder.glob("part-*.parquet"))
+    if len(parts) > 1:
+        merged = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+        atomic_write_parquet(parts[-1], merged)
+        for part in parts[:-1]:
+            part.unlink()
+
+
+def compact(run: str | Path) -> None:
+    """Merge each per-step table of a finished run into one file (what a shipped run keeps)."""
+    for table in PART_TABLES:
+        merge_parts(Path(run) / table)
+
+
 class _PlainDumper(yaml.SafeDumper):
     """Safe YAML without anchors: the readers refuse aliases, so a value repeated is written out again."""
 

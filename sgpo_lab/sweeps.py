@@ -219,9 +219,10 @@ def run_sweep(preset: str, out: str | Path, *, seeds: int | None = None, jobs: i
                     failures.append(name)
                     continue
                 record["run_seconds"][name] = round(time.perf_counter() - t0, 1)
-                if not keep_checkpoints:
+                if not keep_checkpoints:  # what a shipped sweep keeps: no weights, one file per table
                     shutil.rmtree(out / name / "checkpoints", ignore_errors=True)
                     (out / name / "checkpoints").mkdir(exist_ok=True)
+                    R.compact(out / name)
                 R.atomic_write_text(sweep_file, json.dumps(record, indent=2))
     except KeyboardInterrupt:
         for proc, _, _log in running.values():  # each run checkpoints what it has and says "interrupted"

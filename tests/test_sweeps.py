@@ -78,6 +78,10 @@ def test_quick_sweep_writes_a_summary_and_resumes(tmp_path):
     assert "| sgpo | 2 |" in text and "difference to `grpo`" in text
     assert pd.read_parquet(out / "summary.parquet").shape == summary.shape
     assert not R.load_eval_problems(out / "sgpo-s0").empty
+    # a finished run is compacted: no checkpoints, one Parquet file per table, and the readers see every step
+    assert [p.name for p in (out / "sgpo-s0" / "instances").iterdir()] == ["part-000002.parquet"]
+    assert sorted(R.load_instances(out / "sgpo-s0")["step"].unique()) == [1, 2]
+    assert not any((out / "sgpo-s0" / "checkpoints").iterdir())
 
     # an interrupted run (as a Ctrl-C leaves it) is continued; finished runs are left alone
     done = (out / "grpo-s0" / "metrics.jsonl").stat().st_mtime_ns
@@ -199,3 +203,27 @@ def test_scaling_claim_compares_the_sizes_measured(tmp_path):
     assert set(result["gains"]) == {"tiny", "small"}
     text = (tmp_path / "reports" / "claims.md").read_text()
     assert "| medium | not run | not run | not run |" in text and "Gain of small minus gain of tiny" in text
+
+
+def test_readme_sweep_tables_are_rows_of_the_shipped_summaries():
+    """A README table marked ``<!-- rows of sweeps/NAME/summary.md -->`` holds only rows of that summary (which
+    ``sgpo-lab compare`` writes from summary.parquet): no README figure can drift from the shipped sweeps."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    readme = (root / "README.md").read_text().splitlines()
+    marked = [(i, m.group(1)) for i, line in enumerate(readme)
+              if (m := re.fullmatch(r"<!-- rows of (sweeps/[\w-]+/summary\.md) -->", line.strip()))]
+    shipped = {f"sweeps/{p.parent.name}/summary.md" for p in (root / "sweeps").glob("*/summary.md")}
+    assert {name for _, name in marked} >= shipped - {"sweeps/main/summary.md"}, "a shipped sweep without a table"
+    for i, name in marked:
+        summary = set((root / name).read_text().splitlines())
+        rows = []
+        for line in readme[i + 1:]:
+            if not line.startswith("|"):
+                break
+            rows.append(line)
+        assert len(rows) > 2, name
+        for line in rows:
+            assert line in summary, f"{name}: {line}"
