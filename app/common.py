@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import streamlit as st
-import yaml
 
 from sgpo_lab import runs as R
 from sgpo_lab.tasks import DEFAULT_TASK, Problem, Task, TaskError
@@ -730,15 +729,7 @@ def config_groups(configs: dict[str, dict], methods: dict[str, str], labels: dic
 
 @st.cache_data(show_spinner=False, max_entries=4096)
 def _config(path: str, stamp: tuple) -> dict:
-    """A run's config.yaml, cached until the file changes; plain files (no anchors, aliases or tags: what the trainer
-    writes) go through libyaml's safe loader, anything else through the lab's careful reader."""
-    try:
-        text = (Path(path) / "config.yaml").read_text(errors="replace")
-        if len(text) < 200_000 and not any(c in text for c in "&*!") and getattr(yaml, "CSafeLoader", None):
-            body = yaml.load(text, Loader=yaml.CSafeLoader)
-            return body if isinstance(body, dict) else {}
-    except (OSError, yaml.YAMLError):
-        pass
+    """A run's config.yaml (``runs.read_config``), cached until the file changes."""
     return R.read_config(path)
 
 

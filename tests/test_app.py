@@ -102,6 +102,19 @@ def test_runs_page_curves_react_to_widgets(root):
     assert "Choose at least one run" in texts(at.info) and not at.get("plotly_chart")
 
 
+def test_plotly_js_is_requested_with_the_first_message(root):
+    """On a page with figures, main.py has the browser load plotly.js before the page reads its runs (the Runs page's
+    first chart in scripts/bench_app.py): one script, in the event container (no space taken). Not on the Start
+    page, which draws none (loading it there would only hold up its text)."""
+    def preloads(elements):
+        return [h.proto.body for h in elements if "PlotlyChart." in h.proto.body]
+
+    at = ok(app(root))
+    assert len(preloads(at.get("html"))) == 1, "this Streamlit names plotly.js's module differently"
+    assert "import(" in preloads(at.get("html"))[0] and not preloads(at.main.get("html") + at.sidebar.get("html"))
+    assert not preloads(ok(app(root, page=None)).get("html"))
+
+
 def test_runs_page_lists_the_command_that_made_each_run(root, tmp_path):
     shutil.copytree(root / "sgpo-s0", tmp_path / "sgpo-s0")
     command = "sgpo-lab train --method sgpo --seed 0 --steps 20 --out demo_runs/sgpo-s0"
