@@ -337,11 +337,35 @@ def question_clip(root: Path) -> dict:
                      "`kl_clip=hard` with the live teacher, the paper's setup as the lab reads it.")
     if worse:
         lines.append(f"Worse than the default beyond the noise (ID): {', '.join(f'`{w}`' for w in worse)}.")
+    id_comps = [c for c in comps if c["split"] == "id"]
+    strict = [c["a"] for c in id_comps if math.isfinite(c["p"]) and c["p"] < 0.05 / max(1, len(id_comps))]
+    lines.append(f"{len(id_comps)} readings are compared with the default on ID, so by chance alone about one in "
+                 f"{round(1 / (1 - 0.95 ** len(id_comps)))} such sweeps would show at least one difference at "
+                 "p < 0.05; "
+                 f"below the Bonferroni threshold p < {0.05 / max(1, len(id_comps)):.4f}: "
+                 f"{', '.join(f'`{v}`' for v in strict) or 'none'}.")
+    live = [c for c in id_comps if c["a"].endswith("-live")]
+    if live:
+        best_live = max(live, key=lambda c: c["mean_a"])
+        lines.append(f"With the live teacher (the paper's method) the best other reading is `{best_live['a']}`: "
+                     f"{100 * best_live['diff']:+.1f} ± {_fmt(best_live['half_width'])} points against `hard` "
+                     f"({best_live['verdict']}).")
     lines.append("`hard` is min(KL_t, delta) per token (no gradient where KL_t > delta), `scale` rescales a token's "
                  "KL to delta (gradient kept, shrunk), `none` leaves it, `pointwise` clips each vocabulary entry's "
                  "q_v log(q_v / p_v) at ±delta. The paper's exact operator is not known.")
-    return {"verdict": answer, "comparisons": comps, "lines": lines,
+    return {"verdict": answer, "comparisons": _as_answers(comps), "lines": _as_answers(lines),
             "figure": _bars(summary, variants, "KL clip readings with live and frozen teachers")}
+
+
+ANSWERS = {"reproduced": "better", "not reproduced": "worse", "mixed": "within the noise"}
+
+
+def _as_answers(items: list):
+    """A lab question's comparisons say better / worse / within the noise (not reproduced: no paper claim)."""
+    if items and isinstance(items[0], dict):
+        return [{**c, "verdict": ANSWERS.get(c["verdict"], c["verdict"])} for c in items]
+    return [next((line.replace(f"| {k} |", f"| {v} |") for k, v in ANSWERS.items() if line.endswith(f"| {k} |")),
+                 line) if line.startswith("| `") else line for line in items]
 
 
 def question_teacher(root: Path) -> dict:
@@ -360,7 +384,7 @@ def question_teacher(root: Path) -> dict:
     lines = [*HEADER, *(_line(c) for c in comps), "",
              f"From `{folder.name}/`. The frozen teacher is a lab extension (the paper's teacher is the live policy "
              "with the card); the figure shows the guided pass rate, which drifts with a live teacher."]
-    return {"verdict": answer, "comparisons": comps, "lines": lines,
+    return {"verdict": answer, "comparisons": _as_answers(comps), "lines": _as_answers(lines),
             "figure": _curves(folder, [live, frozen], ["p_guided", "p_auto"],
                               "Guided and autonomous pass rates in training (mean ± 95% CI over seeds)")}
 
