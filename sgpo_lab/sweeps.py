@@ -177,8 +177,10 @@ def run_sweep(preset: str, out: str | Path, *, seeds: int | None = None, jobs: i
     if record and record.get("preset") != preset:
         raise SweepError(f"{str(out)!r} holds a sweep of preset {record.get('preset')!r}; expected a new folder "
                          f"for preset {preset!r}")
-    record = {"preset": preset, "seeds": seeds or p.seeds, "jobs": jobs, "common": common,
-              "command": " ".join(["sgpo-lab", *sys.argv[1:]]) if sys.argv[1:2] == ["compare"] else None,
+    command = " ".join(["sgpo-lab", *sys.argv[1:]]) if sys.argv[1:2] == ["compare"] else None
+    commands = record.get("commands") or [c for c in [record.get("command")] if c]  # every distinct invocation
+    record = {"preset": preset, "seeds": seeds or p.seeds, "jobs": jobs, "common": common, "command": command,
+              "commands": [*commands, *([command] if command and command not in commands else [])],
               "run_seconds": record.get("run_seconds", {}), "reused": record.get("reused", {})}
     R.atomic_write_text(sweep_file, json.dumps(record, indent=2))
     pending = [j for j in todo if R.read_status(out / j.name).get("state") != "finished"]
@@ -301,8 +303,9 @@ def write_summary(out: str | Path, preset: Preset) -> pd.DataFrame:
     R.atomic_write_parquet(out / "summary.parquet", summary)
     record = json.loads((out / "sweep.json").read_text()) if (out / "sweep.json").is_file() else {}
     lines = [f"# Sweep `{preset.name}`: {preset.description}", ""]
-    if record.get("command"):
-        lines += [f"Made with `{record['command']}`.", ""]
+    made = record.get("commands") or [c for c in [record.get("command")] if c]
+    if made:
+        lines += ["Made with " + ", then ".join(f"`{c}`" for c in made) + ".", ""]
     secs = list(record.get("run_seconds", {}).values())
     if secs:
         lines += [f"Runs: {len(secs)}, {sum(secs) / len(secs):.0f} s each on average (one torch thread, "
