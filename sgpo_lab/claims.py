@@ -308,6 +308,15 @@ def claim_g(root: Path) -> dict:
 CLIPS = ("hard", "scale", "none", "pointwise")
 
 
+ANSWERS = {"reproduced": "better", "not reproduced": "worse", "mixed": "within the noise"}
+
+
+def _answer(summary: pd.DataFrame, a: str, b: str, split: str) -> dict:
+    """A lab question's comparison: better / worse / within the noise (there is no paper claim to reproduce)."""
+    c = _comparison(summary, a, b, split)
+    return {**c, "verdict": ANSWERS[c["verdict"]]}
+
+
 def question_clip(root: Path) -> dict:
     """Which KL-clip reading (and which teacher) the lab recommends, from the constraints sweep."""
     summary, _ = _load(root, "constraints")
@@ -316,12 +325,12 @@ def question_clip(root: Path) -> dict:
     reference = "sgpo-hard-live"
     variants = [f"sgpo-{clip}-{teacher}" for teacher in ("live", "frozen") for clip in CLIPS]
     variants = [v for v in variants if _seed_values(summary, v, "id")]
-    comps = [_comparison(summary, v, reference, split) for v in variants if v != reference for split in ("id", "ood")]
+    comps = [_answer(summary, v, reference, split) for v in variants if v != reference for split in ("id", "ood")]
     lines = [*HEADER, *(_line(c) for c in comps), ""]
     means = {v: mean_ci(list(_seed_values(summary, v, "id").values()))[0] for v in variants}
     best = max(means, key=lambda v: means[v])
-    better = [c for c in comps if c["split"] == "id" and c["verdict"] == "reproduced"]
-    worse = [c["a"] for c in comps if c["split"] == "id" and c["verdict"] == "not reproduced"]
+    better = [c for c in comps if c["split"] == "id" and c["verdict"] == "better"]
+    worse = [c["a"] for c in comps if c["split"] == "id" and c["verdict"] == "worse"]
     if best != reference and any(c["a"] == best for c in better):
         c = next(c for c in better if c["a"] == best)
         clip, teacher = best.split("-")[1:]
@@ -353,19 +362,8 @@ def question_clip(root: Path) -> dict:
     lines.append("`hard` is min(KL_t, delta) per token (no gradient where KL_t > delta), `scale` rescales a token's "
                  "KL to delta (gradient kept, shrunk), `none` leaves it, `pointwise` clips each vocabulary entry's "
                  "q_v log(q_v / p_v) at ±delta. The paper's exact operator is not known.")
-    return {"verdict": answer, "comparisons": _as_answers(comps), "lines": _as_answers(lines),
+    return {"verdict": answer, "comparisons": comps, "lines": lines,
             "figure": _bars(summary, variants, "KL clip readings with live and frozen teachers")}
-
-
-ANSWERS = {"reproduced": "better", "not reproduced": "worse", "mixed": "within the noise"}
-
-
-def _as_answers(items: list):
-    """A lab question's comparisons say better / worse / within the noise (not reproduced: no paper claim)."""
-    if items and isinstance(items[0], dict):
-        return [{**c, "verdict": ANSWERS.get(c["verdict"], c["verdict"])} for c in items]
-    return [next((line.replace(f"| {k} |", f"| {v} |") for k, v in ANSWERS.items() if line.endswith(f"| {k} |")),
-                 line) if line.startswith("| `") else line for line in items]
 
 
 def question_teacher(root: Path) -> dict:
@@ -377,14 +375,13 @@ def question_teacher(root: Path) -> dict:
         live, frozen = "sgpo-hard-live", "sgpo-hard-frozen"
         if summary is None:
             return _missing("teacher")
-    comps = [_comparison(summary, frozen, live, split) for split in ("id", "ood")]
-    verdicts = [c["verdict"] for c in comps]
-    answer = ("frozen is better" if verdicts[0] == "reproduced" else
-              "live is better" if verdicts[0] == "not reproduced" else "no difference beyond the noise")
+    comps = [_answer(summary, frozen, live, split) for split in ("id", "ood")]
+    answer = {"better": "frozen is better", "worse": "live is better"}.get(comps[0]["verdict"],
+                                                                           "no difference beyond the noise")
     lines = [*HEADER, *(_line(c) for c in comps), "",
              f"From `{folder.name}/`. The frozen teacher is a lab extension (the paper's teacher is the live policy "
              "with the card); the figure shows the guided pass rate, which drifts with a live teacher."]
-    return {"verdict": answer, "comparisons": _as_answers(comps), "lines": _as_answers(lines),
+    return {"verdict": answer, "comparisons": comps, "lines": lines,
             "figure": _curves(folder, [live, frozen], ["p_guided", "p_auto"],
                               "Guided and autonomous pass rates in training (mean ± 95% CI over seeds)")}
 
