@@ -227,3 +227,24 @@ def test_readme_sweep_tables_are_rows_of_the_shipped_summaries():
         assert len(rows) > 2, name
         for line in rows:
             assert line in summary, f"{name}: {line}"
+
+
+def test_a_run_made_before_length_buckets_resumes_and_compares_without_them(tmp_path):
+    """A config.yaml without ``length_buckets`` was made by the padded scorer: resume and --reuse read it so."""
+    import yaml
+
+    from sgpo_lab.config import make_config
+    from sgpo_lab.sweeps import Job, find_reusable
+
+    run = tmp_path / "old" / "grpo-s0"
+    cfg = make_config("grpo", seed=0, **PRESETS["quick"].common)
+    body = {k: v for k, v in cfg.model_dump().items() if k != "length_buckets"}
+    run.mkdir(parents=True)
+    (run / R.MARKER).write_text("")
+    (run / "config.yaml").write_text(yaml.safe_dump(R.resolved_config(body)))
+    R.RunWriter(run).status("finished", step=cfg.steps, total=cfg.steps)
+    assert R.read_run_config(run)["length_buckets"] is False
+    job = Job("grpo-s0", PRESETS["quick"].variants[0], 0)
+    assert find_reusable(job, PRESETS["quick"].common, [tmp_path / "old"]) is None  # new runs score by length
+    (run / "config.yaml").write_text(yaml.safe_dump(R.resolved_config(cfg.model_dump())))
+    assert find_reusable(job, PRESETS["quick"].common, [tmp_path / "old"]) == run
