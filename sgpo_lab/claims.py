@@ -283,14 +283,22 @@ def claim_g(root: Path) -> dict:
     if len(gains) < 2:
         return {**_missing("scaling"), "lines": [*lines, "", "Fewer than two sizes measured: run `sgpo-lab compare "
                                                                 "--preset scaling --out <folder>/scaling`."]}
-    small_, large = next(iter(gains)), list(gains)[-1]
-    cmp = paired(gains[large], gains[small_])
-    v = verdict(cmp)
-    lines += ["", f"Gain of {large} minus gain of {small_}: {100 * cmp.diff:+.1f} ± {_fmt(cmp.half_width)} points "
-              f"({v}). The paper: +6.7 at 1.5B, +9.9 at 7B over the base model."]
+    # the claim is an order: each size's gain above the next smaller one's (every step must hold; one that
+    # clearly reverses refutes it)
+    sizes = list(gains)
+    verdicts = []
+    lines.append("")
+    for smaller, larger in zip(sizes, sizes[1:]):
+        cmp = paired(gains[larger], gains[smaller])
+        verdicts.append(verdict(cmp))
+        lines.append(f"Gain of {larger} minus gain of {smaller}: {100 * cmp.diff:+.1f} ± {_fmt(cmp.half_width)} "
+                     f"points ({verdicts[-1]}, {cmp.n} paired seeds).")
+    v = ("not reproduced" if "not reproduced" in verdicts else
+         "reproduced" if set(verdicts) == {"reproduced"} else "mixed")
+    lines.append("The paper: +6.7 at 1.5B, +9.9 at 7B over the base model.")
     if "medium" not in gains:
-        lines.append("`medium` is not in this sweep: the shipped `medium` trails `small` before RL, and a scaling "
-                     "claim needs the larger model to start stronger (a longer pretraining recipe first).")
+        lines.append("`medium` is not in this sweep: run `sgpo-lab compare --preset scaling --variants "
+                     "medium-grpo,medium-sgpo` into the same folder.")
 
     import plotly.graph_objects as go
 

@@ -184,6 +184,56 @@ def _hf_decode(model, ids, mask, row_prompt, *, max_new_tokens, eos, pad, greedy
     return draws.first(0)  # max_new_tokens == 0: nothing sampled
 
 
+# one more forward pass costs about as much as scoring this many more (padded) tokens: a lab model on a CPU core
+FORWARD_FIXED_TOKENS = 64
+
+
+def micro_batches(widths: list[int], *, vocab: int, budget_mb: float, by_length: bool = True,
+                  groups: list[list[int]] | None = None, fixed: int = FORWARD_FIXED_TOKENS) -> list[list[int]]:
+    """Row indices in micro-batches whose (rows, T + 1, V) float32 logits stay under ``budget_mb``.
+
+    ``widths[r]``: row r's completion length; ``groups``: rows that must share a micro-batch (default: each row
+    alone). A micro-batch pads its rows to its own longest (``completion_logits``).
+    - ``by_length=False``: groups in order, as many per micro-batch as fit at the longest row of all (one
+      micro-batch when everything fits), so every row pads to the step's longest.
+    - ``by_length=True``: groups sorted by length and cut where padding would cost more than one more forward
+      pass (``fixed`` tokens): dynamic programming over the sorted groups, minimising padded tokens + passes.
+    By length, rows keep their ascending order inside a micro-batch and the micro-batches run short to long.
+    """
+    if not widths:
+        return []
+    groups = groups if groups is not None else [[r] for r in range(len(widths))]
+    budget = budget_mb * 2**20
+
+    def fits(rows: int, width: int) -> bool:
+        return rows * (width + 1) * vocab * 4 <= budget
+
+    if not by_length:
+        cap = max(1, int(budget // ((max(widths) + 1) * vocab * 4)))
+        if len(widths) <= cap:
+            return [list(range(len(widths)))]
+        per = max(1, cap // max(map(len, groups)))
+        return [[r for g in groups[a:a + per] for r in g] for a in range(0, len(groups), per)]
+    width_of = [max(widths[r] for r in g) for g in groups]
+    order = sorted(range(len(groups)), key=lambda g: (width_of[g], g))
+    n = len(order)
+    best, cut = [0.0] + [float("inf")] * n, [0] * (n + 1)
+    for j in range(1, n + 1):  # best[j]: cheapest cover of the j shortest groups; the last pass starts at cut[j]
+        rows, w = 0, width_of[order[j - 1]]
+        for i in range(j - 1, -1, -1):
+            rows += len(groups[order[i]])
+            if i < j - 1 and not fits(rows, w):
+                break
+            cost = best[i] + rows * w + fixed
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    passes, j = [], n
+    while j > 0:
+        passes.append(sorted(r for g in order[cut[j]:j] for r in groups[g]))
+        j = cut[j]
+    return passes[::-1]
+
+
 FULL_LOGITS_BYTES = 32 * 2**20
 
 

@@ -196,7 +196,9 @@ def read_run_config(run: str | Path) -> dict[str, Any]:
     body = read_config(run)
     if "__error__" in body:
         raise RunDirError(f"cannot resume {str(run)!r}: {body['__error__']}")
-    return {k: v for k, v in body.items() if k not in CONFIG_EXTRAS}
+    from sgpo_lab.config import as_made
+
+    return as_made({k: v for k, v in body.items() if k not in CONFIG_EXTRAS})
 
 
 # ----------------------------------------------------------------------------------------- writing

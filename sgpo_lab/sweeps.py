@@ -139,7 +139,7 @@ def find_reusable(job: Job, common: dict[str, Any], sources: list[Path]) -> Path
 
     Runs are deterministic given their config (the lab's replay test), so such a run is this job's run;
     fields that only change what is stored (``STORAGE_ONLY``) may differ."""
-    from sgpo_lab.config import make_config
+    from sgpo_lab.config import as_made, make_config
 
     want = _trained_fields(make_config(job.variant.method, seed=job.seed,
                                        **{**common, **job.variant.fields}).model_dump())
@@ -153,7 +153,7 @@ def find_reusable(job: Job, common: dict[str, Any], sources: list[Path]) -> Path
             body = R.read_config(run)
             if body.get("versions") != versions:
                 continue
-            have = {k: v for k, v in body.items() if k not in R.CONFIG_EXTRAS}
+            have = as_made({k: v for k, v in body.items() if k not in R.CONFIG_EXTRAS})
             if _trained_fields({**want, **have}) == want and set(have) <= set(want) | set(STORAGE_ONLY):
                 return run
     return None

@@ -15,9 +15,9 @@ One RL step (``Trainer.rl_step``) calls its phases in order; each is a method a 
     then log        metrics.jsonl, instances, eval.jsonl, token_shifts, checkpoints (runs.RunWriter)
 
 ``StepRows`` owns the row layout of a step (problems x autonomous + guided rows), so the ``i * G + j``
-arithmetic lives in one place. Rows are scored in micro-batches whose logits stay under
-``logits_budget_mb``, with gradient accumulation, so memory does not grow with vocabulary x rows; when
-everything fits in one pass (the Strategy World) the step is one forward and one backward, as always.
+arithmetic lives in one place. Rows are scored in micro-batches of similar length (``length_buckets``; each pads
+to its own longest) whose logits stay under ``logits_budget_mb``, with gradient accumulation, so neither padding
+nor memory grows with the step's longest row or the vocabulary.
 
 SFT steps (``sft``, and the warm-up of ``sft_grpo``) replace 1-5 with the token-mean NLL of the task's
 expert responses. Reproducible: problems and sampling of step s depend only on (seed, s), so the same seed
@@ -41,7 +41,7 @@ from sgpo_lab.config import TrainConfig
 from sgpo_lab.evaluate import card_of, evaluate_problems
 from sgpo_lab.models import load_model
 from sgpo_lab.prompts import Prompter
-from sgpo_lab.rollout import Rollouts, completion_logits, encode_prompts, end_ids, sample
+from sgpo_lab.rollout import Rollouts, completion_logits, encode_prompts, end_ids, micro_batches, sample
 from sgpo_lab.runs import (
     RunDirError,
     RunWriter,
@@ -387,10 +387,10 @@ class Trainer:
             prompts = [self.prompter.autonomous(rows.problems[i].question) for i, _ in correct]
             completions = [sampled.guided.completion_ids[rows.guided(i, j)] for i, j in correct]
             with torch.no_grad():
-                seq = torch.cat([L.sequence_mean_logprob(L.token_logprobs(lg, tk), mk) for lg, tk, mk in
-                                 self._scored(self.model, prompts, completions)])  # (n_correct,)
-            for (i, j), s in zip(correct, seq.tolist()):
-                ranks[i, j] = s
+                for chunk, lg, tk, mk in self._scored(self.model, prompts, completions):
+                    for k, s in zip(chunk, L.sequence_mean_logprob(L.token_logprobs(lg, tk), mk).tolist()):
+                        i, j = correct[k]
+                        ranks[i, j] = s
         chosen = [L.select_targets(ranks[i], r_guided[i] > 0, mode=cfg.target, top_m=cfg.top_m, generator=gen)
                   for i in range(P)]
         return Targets(weights, chosen, [(i, rows.guided(i, j)) for i in range(P) for j in chosen[i]])
@@ -405,11 +405,11 @@ class Trainer:
         metrics average the mini-batches'.
         """
         with torch.no_grad():
-            old: list[torch.Tensor] = []  # per RL row, (T_row,) log-probs under the sampling policy
-            for chunk, (lg, tk, _mk) in zip(self._chunks(rl.completions), self._scored(self.model, rl.prompts,
-                                                                                       rl.completions)):
+            old: list[torch.Tensor] = [torch.empty(0)] * len(rl.completions)  # per RL row, (T_row,) pi_old log-probs
+            for chunk, lg, tk, _mk in self._scored(self.model, rl.prompts, rl.completions):
                 logp = L.token_logprobs(lg, tk)  # (b, T)
-                old += [logp[k, : len(rl.completions[r])].cpu() for k, r in enumerate(chunk)]
+                for k, r in enumerate(chunk):
+                    old[r] = logp[k, : len(rl.completions[r])].cpu()
             teacher = self._teacher_logits(rows, sampled, targets) if sampled.guided.logits is None else None
         parts = torch.arange(rows.P).chunk(self.cfg.updates_per_batch)
         results = []
@@ -433,7 +433,7 @@ class Trainer:
         out: dict[int, torch.Tensor] = {}
         prompts = [self.prompter.guided(rows.problems[i].question, rows.cards[i]) for i, _ in targets.rows]
         completions = [sampled.guided.completion_ids[r] for _, r in targets.rows]
-        for chunk, (lg, _tk, _mk) in zip(self._chunks(completions), self._scored(self.teacher, prompts, completions)):
+        for chunk, lg, _tk, _mk in self._scored(self.teacher, prompts, completions):
             for k, t in enumerate(chunk):
                 out[targets.rows[t][1]] = lg[k, : len(completions[t])]
         return out
@@ -662,27 +662,20 @@ class Trainer:
                 by_problem: bool = False) -> list[list[int]]:
         """Micro-batches of row indices whose (rows, T + 1, V) float32 logits stay under the budget.
 
-        One micro-batch of every row when they fit (the Strategy World); ``by_problem`` keeps each problem's
-        rows together (the convex objective weighs each problem's GRPO term by its own weight).
+        ``length_buckets``: rows of similar length together (``rollout.micro_batches``); otherwise one micro-batch
+        of every row when they fit (the Strategy World). ``by_problem`` keeps each problem's rows together (the
+        convex objective weighs each problem's GRPO term by its own weight).
         """
-        if not completions:
-            return []
-        vocab = self.model.get_output_embeddings().weight.shape[0]
-        width = max(map(len, completions)) + 1
-        cap = max(1, int(self.cfg.logits_budget_mb * 2**20 // (width * vocab * 4)))
-        if len(completions) <= cap:
-            return [list(range(len(completions)))]
-        if by_problem and rows is not None:
-            per = max(1, cap // (rows.G + rows.n_off))
-            return [[r for i in range(a, min(a + per, rows.P)) for r in rows.rl_rows_of(i)]
-                    for a in range(0, rows.P, per)]
-        return [list(range(a, min(a + cap, len(completions)))) for a in range(0, len(completions), cap)]
+        groups = [rows.rl_rows_of(i) for i in range(rows.P)] if by_problem and rows is not None else None
+        return micro_batches([len(c) for c in completions], vocab=self.model.get_output_embeddings().weight.shape[0],
+                             budget_mb=self.cfg.logits_budget_mb, by_length=self.cfg.length_buckets, groups=groups)
 
     def _scored(self, model, prompts: list[str], completions: list[list[int]]):
-        """completion_logits of many rows, a micro-batch at a time: yields (logits, tokens, mask)."""
+        """completion_logits of many rows, a micro-batch at a time: yields (row indices, logits, tokens, mask)."""
         for chunk in self._chunks(completions):
-            yield completion_logits(model, encode_prompts(self.tokenizer, [prompts[r] for r in chunk], check=False),
-                                    [completions[r] for r in chunk], pad_id=self._pad)
+            yield chunk, *completion_logits(model, encode_prompts(self.tokenizer, [prompts[r] for r in chunk],
+                                                                  check=False),
+                                            [completions[r] for r in chunk], pad_id=self._pad)
 
     def _policy_loss(self, logp, advantages, mask, off_policy, old_logp=None):
         """The autonomous RL term: GRPO's clipped surrogate, or LUFFY's when expert rows are in the group.

@@ -49,7 +49,7 @@ from sgpo_lab.config import TrainConfig, describe_validation_error, make_config
 from sgpo_lab.evaluate import card_of
 from sgpo_lab.models import load_model
 from sgpo_lab.prompts import Prompter
-from sgpo_lab.rollout import Rollouts, completion_logits, encode_prompts, end_ids
+from sgpo_lab.rollout import Rollouts, completion_logits, encode_prompts, end_ids, micro_batches
 from sgpo_lab.runs import (
     RunDirError,
     RunWriter,
@@ -427,14 +427,12 @@ class SGPOTrainer(GRPOTrainer):
     def _pad(self) -> int:
         return self._tokenizer.pad_token_id
 
-    def _chunks(self, completions: list[list[int]], width: int | None = None) -> list[list[int]]:
-        """Row indices in groups whose (rows, T + 1, V) float32 logits stay under ``logits_budget_mb``."""
-        if not completions:
-            return []
-        vocab = self.accelerator.unwrap_model(self.model).get_output_embeddings().weight.shape[0]
-        width = (width or max(map(len, completions))) + 1
-        cap = max(1, int(self.sgpo_config.logits_budget_mb * 2**20 // (width * vocab * 4)))
-        return [list(range(a, min(a + cap, len(completions)))) for a in range(0, len(completions), cap)]
+    def _chunks(self, completions: list[list[int]]) -> list[list[int]]:
+        """Micro-batches of row indices under ``logits_budget_mb`` (by length with ``length_buckets``)."""
+        cfg = self.sgpo_config
+        return micro_batches([len(c) for c in completions],
+                             vocab=self.accelerator.unwrap_model(self.model).get_output_embeddings().weight.shape[0],
+                             budget_mb=cfg.logits_budget_mb, by_length=cfg.length_buckets)
 
     # ------------------------------------------------------------------------------- 1-4: a batch
 
@@ -585,14 +583,15 @@ class SGPOTrainer(GRPOTrainer):
         share = -(-len(prompts) // acc.num_processes)
         mine = list(range(acc.process_index * share, min((acc.process_index + 1) * share, len(prompts))))
         model = acc.unwrap_model(self.model)
-        out: list[float] = []
+        out = [0.0] * len(mine)  # this process's scores, in ``mine`` order
         for chunk in self._chunks([completions[k] for k in mine]):
             rows = [mine[c] for c in chunk]
             with acc.autocast():
                 logits, tokens, mask = completion_logits(
                     model, encode_prompts(self.processing_class, [prompts[r] for r in rows], check=False),
                     [completions[r] for r in rows], pad_id=self._pad)
-            out += L.sequence_mean_logprob(L.token_logprobs(logits, tokens), mask).tolist()
+            for c, score in zip(chunk, L.sequence_mean_logprob(L.token_logprobs(logits, tokens), mask).tolist()):
+                out[c] = score
         return gather_object(out)
 
     def _slots(self, targets: list[_Target], B: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -102,3 +102,35 @@ def test_token_shifts_table(lm):
         token_shifts(model, tok, "  ", "x")
     with pytest.raises(ValueError, match="outside the tokenizer's alphabet"):
         token_shifts(model, tok, "sum 3 ☃", "x")
+
+
+def test_micro_batches_by_length_cover_every_row_once_with_less_padding():
+    from sgpo_lab.rollout import micro_batches
+
+    widths = [12, 80, 15, 14, 70, 13, 16, 11, 90, 12, 15, 14]  # a long tail, as sampled completions have
+    passes = micro_batches(widths, vocab=64, budget_mb=256, fixed=8)
+    assert sorted(r for p in passes for r in p) == list(range(len(widths)))
+    assert all(p == sorted(p) for p in passes) and len(passes) > 1
+    padded = sum(len(p) * max(widths[r] for r in p) for p in passes)
+    assert padded < len(widths) * max(widths)  # one padded batch scores 1080 tokens
+    # the budget still holds: at most 2 rows of 91 x 64 float32 logits fit in 0.05 MB
+    tight = micro_batches(widths, vocab=64, budget_mb=0.05)
+    assert all(len(p) * (max(widths[r] for r in p) + 1) * 64 * 4 <= 0.05 * 2**20 or len(p) == 1 for p in tight)
+    # groups stay whole (the convex objective's problems)
+    groups = [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]]
+    for p in micro_batches(widths, vocab=64, budget_mb=256, groups=groups, fixed=0):
+        assert all(set(g) <= set(p) or not set(g) & set(p) for g in groups)
+
+
+def test_micro_batches_without_buckets_keep_the_padded_layout():
+    """``by_length=False`` is how runs made before length buckets were scored: one batch when it fits, else
+    consecutive micro-batches sized at the longest row (whole groups), in row order."""
+    from sgpo_lab.rollout import micro_batches
+
+    widths = [10, 40, 20, 30, 10, 5]
+    assert micro_batches(widths, vocab=64, budget_mb=256, by_length=False) == [[0, 1, 2, 3, 4, 5]]
+    cap_two = 2 * 41 * 64 * 4 / 2**20  # exactly 2 rows of the longest fit
+    assert micro_batches(widths, vocab=64, budget_mb=cap_two, by_length=False) == [[0, 1], [2, 3], [4, 5]]
+    groups = [[0, 3], [1, 4], [2, 5]]
+    assert micro_batches(widths, vocab=64, budget_mb=cap_two, by_length=False, groups=groups) == groups
+    assert micro_batches([], vocab=64, budget_mb=1) == []

@@ -120,7 +120,7 @@ def _synthetic(folder, variants: dict, preset: str):
     """A summary.parquet of made-up per-seed accuracies: {variant: [acc per seed]} (same for id and ood)."""
     rows = [{"variant": v, "seed": s, "step": 60, "split": split, "family": "all", "accuracy": acc,
              "pass_at_k": acc} for v, accs in variants.items() for s, acc in enumerate(accs) for split in ("id", "ood")]
-    (folder / preset).mkdir(parents=True)
+    (folder / preset).mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_parquet(folder / preset / "summary.parquet")
 
 
@@ -203,6 +203,16 @@ def test_scaling_claim_compares_the_sizes_measured(tmp_path):
     assert set(result["gains"]) == {"tiny", "small"}
     text = (tmp_path / "reports" / "claims.md").read_text()
     assert "| medium | not run | not run | not run |" in text and "Gain of small minus gain of tiny" in text
+    # three sizes: every step of the order must hold; one that does not makes the claim mixed
+    two = {"tiny-sgpo": [0.20, 0.22, 0.21], "tiny-sgpo@base": [0.15, 0.15, 0.15],
+           "small-sgpo": [0.45, 0.47, 0.46], "small-sgpo@base": [0.11, 0.11, 0.11]}
+    for medium, expected in (([0.40, 0.45, 0.41], "not reproduced"),  # gains 20-25 after small's 34-36
+                             ([0.50, 0.66, 0.58], "mixed"),  # straddles small's
+                             ([0.60, 0.66, 0.63], "reproduced")):
+        _synthetic(sweeps, {**two, "medium-sgpo": medium, "medium-sgpo@base": [0.20, 0.20, 0.21]}, "scaling")
+        result = write_claims(sweeps, tmp_path / "reports")["g"]
+        assert set(result["gains"]) == {"tiny", "small", "medium"} and result["verdict"] == expected, medium
+    assert "Gain of medium minus gain of small" in (tmp_path / "reports" / "claims.md").read_text()
 
 
 def test_readme_sweep_tables_are_rows_of_the_shipped_summaries():
@@ -227,3 +237,24 @@ def test_readme_sweep_tables_are_rows_of_the_shipped_summaries():
         assert len(rows) > 2, name
         for line in rows:
             assert line in summary, f"{name}: {line}"
+
+
+def test_a_run_made_before_length_buckets_resumes_and_compares_without_them(tmp_path):
+    """A config.yaml without ``length_buckets`` was made by the padded scorer: resume and --reuse read it so."""
+    import yaml
+
+    from sgpo_lab.config import make_config
+    from sgpo_lab.sweeps import Job, find_reusable
+
+    run = tmp_path / "old" / "grpo-s0"
+    cfg = make_config("grpo", seed=0, **PRESETS["quick"].common)
+    body = {k: v for k, v in cfg.model_dump().items() if k != "length_buckets"}
+    run.mkdir(parents=True)
+    (run / R.MARKER).write_text("")
+    (run / "config.yaml").write_text(yaml.safe_dump(R.resolved_config(body)))
+    R.RunWriter(run).status("finished", step=cfg.steps, total=cfg.steps)
+    assert R.read_run_config(run)["length_buckets"] is False
+    job = Job("grpo-s0", PRESETS["quick"].variants[0], 0)
+    assert find_reusable(job, PRESETS["quick"].common, [tmp_path / "old"]) is None  # new runs score by length
+    (run / "config.yaml").write_text(yaml.safe_dump(R.resolved_config(cfg.model_dump())))
+    assert find_reusable(job, PRESETS["quick"].common, [tmp_path / "old"]) == run

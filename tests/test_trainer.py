@@ -169,3 +169,40 @@ def test_updates_per_batch_lets_the_ratio_clip_act(tmp_path):
     many = Trainer(make_config("grpo", updates_per_batch=4, **common), tmp_path / "many", progress=False).rl_step(1)
     assert many["grpo_clip_frac"] > 0
     assert abs(many["grpo_clip_low"] + many["grpo_clip_high"] - many["grpo_clip_frac"]) < 1e-6
+
+
+@pytest.mark.parametrize("method,overrides", [("sgpo", {}), ("luffy", {}), ("sgpo", {"objective": "convex"}),
+                                              ("sgpo", {"updates_per_batch": 2, "teacher": "frozen"})])
+def test_length_buckets_give_the_padded_batch_loss_and_gradient(method, overrides, tmp_path):
+    """Scoring rows in micro-batches of similar length moves the loss and every gradient by float rounding only,
+    and picks the same targets (their ranking is read back in row order)."""
+    import torch
+
+    from sgpo_lab.trainer import step_generator
+
+    common = dict(model="small", steps=2, eval_every=0, probe_problems=0, problems_per_step=6, **overrides)
+    seen = {}
+    for buckets in (False, True):
+        tr = Trainer(make_config(method, length_buckets=buckets, **common), tmp_path / str(buckets), progress=False)
+        rows, gen = tr.step_rows(1), step_generator(0, 1)
+        sampled = tr.sample_rollouts(rows, gen)
+        scores = tr.score(rows, sampled)
+        rl = tr.advantages(rows, sampled, scores)
+        targets = tr.targets(rows, sampled, scores, gen)
+        passes = len(tr._chunks(rl.completions, rows, by_problem=tr.cfg.objective == "convex"))
+        if tr.cfg.updates_per_batch == 1:
+            terms = tr.loss_terms(rows, sampled, rl, targets)
+            if terms.pending is not None:
+                terms.pending.backward()
+            grad = torch.cat([p.grad.flatten() for p in tr.model.parameters() if p.grad is not None])
+            seen[buckets] = (terms.loss, grad, targets.chosen, passes)
+        else:  # two updates: the second mini-batch's ratio uses pi_old's log-probs, read back in row order
+            terms, _ = tr.minibatch_updates(rows, sampled, rl, targets)
+            weights = torch.cat([p.detach().flatten() for p in tr.model.parameters()])
+            seen[buckets] = (terms.loss, weights, targets.chosen, passes)
+    (l0, g0, c0, p0), (l1, g1, c1, p1) = seen[False], seen[True]
+    assert p0 == 1 and p1 > 1, "the step's rows must be split by length for this test to mean anything"
+    assert c0 == c1
+    # after two AdamW steps a weight whose gradient is near 0 can move by a tenth of a step (lr 3e-4) more
+    assert abs(l0 - l1) < 1e-5 and torch.allclose(g0, g1, atol=1e-5 if overrides.get("updates_per_batch") is None
+                                                  else 1e-4, rtol=0)
