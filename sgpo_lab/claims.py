@@ -296,6 +296,13 @@ def claim_g(root: Path) -> dict:
     v = ("not reproduced" if "not reproduced" in verdicts else
          "reproduced" if set(verdicts) == {"reproduced"} else "mixed")
     lines.append("The paper: +6.7 at 1.5B, +9.9 at 7B over the base model.")
+    at_k = []
+    for size in sizes:
+        after, base = (_seed_values(summary, v, "id", "pass_at_k") for v in (f"{size}-sgpo", f"{size}-sgpo@base"))
+        g, gh, _ = mean_ci([after[s_] - base[s_] for s_ in after if s_ in base])
+        at_k.append(f"{size} {'+' if g >= 0 else ''}{_fmt(g)} ± {_fmt(gh)}")
+    lines.append(f"The same gains in ID pass@k (the verdict reads greedy accuracy, as every claim here): "
+                 f"{', '.join(at_k)} points.")
     if "medium" not in gains:
         lines.append("`medium` is not in this sweep: run `sgpo-lab compare --preset scaling --variants "
                      "medium-grpo,medium-sgpo` into the same folder.")
