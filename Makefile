@@ -26,6 +26,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/sgpo-lab bench step
 	$(BIN)/sgpo-lab bench run
+	OMP_NUM_THREADS=1 $(BIN)/python scripts/bench_buckets.py
 	$(BIN)/python scripts/bench_app.py
 
 clean:
