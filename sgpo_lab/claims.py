@@ -10,6 +10,7 @@ could hide). A claim whose sweep is missing says so and how to run it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Callable
@@ -264,19 +265,25 @@ def claim_f(root: Path) -> dict:
             "figure": fig}
 
 
+def _size_gain(summary: pd.DataFrame, size: str, metric: str = "accuracy"):
+    """A size's ID values after sgpo and at its base, per seed, and the gain per seed."""
+    after = _seed_values(summary, f"{size}-sgpo", "id", metric)
+    base = _seed_values(summary, f"{size}-sgpo@base", "id", metric)
+    return after, base, {s: after[s] - base[s] for s in after if s in base}
+
+
 def claim_g(root: Path) -> dict:
     summary, _ = _load(root, "scaling")
     if summary is None:
         return _missing("scaling")
     gains, lines = {}, ["| size | base ID (%) | sgpo ID (%) | gain (points, mean ± CI) |", "| --- | --- | --- | --- |"]
     for size in ("tiny", "small", "medium"):
-        after = _seed_values(summary, f"{size}-sgpo", "id")
-        base = _seed_values(summary, f"{size}-sgpo@base", "id")
+        after, base, gain = _size_gain(summary, size)
         if not after:
             lines.append(f"| {size} | not run | not run | not run |")
             continue
-        gains[size] = {s: after[s] - base[s] for s in after if s in base}
-        g, gh, _ = mean_ci(list(gains[size].values()))
+        gains[size] = gain
+        g, gh, _ = mean_ci(list(gain.values()))
         b, _, _ = mean_ci(list(base.values()))
         a, _, _ = mean_ci(list(after.values()))
         lines.append(f"| {size} | {_fmt(b)} | {_fmt(a)} | {_fmt(g)} ± {_fmt(gh)} |")
@@ -288,7 +295,7 @@ def claim_g(root: Path) -> dict:
     sizes = list(gains)
     verdicts = []
     lines.append("")
-    for smaller, larger in zip(sizes, sizes[1:]):
+    for smaller, larger in itertools.pairwise(sizes):
         cmp = paired(gains[larger], gains[smaller])
         verdicts.append(verdict(cmp))
         lines.append(f"Gain of {larger} minus gain of {smaller}: {100 * cmp.diff:+.1f} ± {_fmt(cmp.half_width)} "
@@ -298,8 +305,7 @@ def claim_g(root: Path) -> dict:
     lines.append("The paper: +6.7 at 1.5B, +9.9 at 7B over the base model.")
     at_k = []
     for size in sizes:
-        after, base = (_seed_values(summary, v, "id", "pass_at_k") for v in (f"{size}-sgpo", f"{size}-sgpo@base"))
-        g, gh, _ = mean_ci([after[s_] - base[s_] for s_ in after if s_ in base])
+        g, gh, _ = mean_ci(list(_size_gain(summary, size, "pass_at_k")[2].values()))
         at_k.append(f"{size} {'+' if g >= 0 else ''}{_fmt(g)} ± {_fmt(gh)}")
     lines.append(f"The same gains in ID pass@k (the verdict reads greedy accuracy, as every claim here): "
                  f"{', '.join(at_k)} points.")

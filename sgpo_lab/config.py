@@ -69,9 +69,9 @@ class TrainConfig(BaseModel):
                                     "scored in micro-batches under it, with gradient accumulation, and a live "
                                     "teacher's logits are kept from sampling only when they fit")
     length_buckets: bool = Field(True, description="score rows in micro-batches of similar length, each padded to "
-                                 "its own longest (about 40% less update time than padding every row to the "
-                                 "step's longest; float rounding differs at about 1e-6). A config.yaml without "
-                                 "this field was made before it existed, without it")
+                                 "its own longest (about half the update time of padding every row to the "
+                                 "step's longest; loss and gradients differ by float rounding, about 1e-8). A "
+                                 "config.yaml without this field was made before it existed, without it")
     teacher: Literal["live", "frozen"] = Field("live", description="live: the current weights with the strategy in "
                                                "context (the paper); frozen: the starting model, never updated")
     target: Literal["best", "random", "all"] = Field("best", description="target selection among correct guided")
